@@ -1,0 +1,280 @@
+"""The one HTTP session type that carries a credential.
+
+`ReadOnlySession` can only send GET and HEAD: anything else raises before a byte leaves the
+machine. It follows redirects itself, attaching `Authorization` only when a hop's origin is the
+credential's origin (Canvas downloads redirect to a file store with a signed URL), refuses
+plain http except to loopback, and retries according to its provider's `BackoffPolicy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from ..errors import DiskFull, DownloadFailed, LoginExpired, PullError, RateLimited, UnsafeRequest
+from .backoff import AdaptiveLimit, BackoffPolicy, Verdict, google_error_reason
+from .credentials import TokenProvider
+from .origin import Origin, safe_url
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+ERROR_BODY_LIMIT = 64 * 1024
+CHUNK_SIZE = 256 * 1024
+TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+
+# Called while we wait out a throttle: (seconds, provider name). The server shows it to students.
+WaitCallback = Callable[[float, str], None]
+
+
+class HTTPStatusError(Exception):
+    """A response the policy does not retry; fetchers turn it into a message for people."""
+
+    def __init__(self, status: int, url: URL, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.url = safe_url(url)
+        self.headers = dict(headers)
+        self.body = body
+        self.reason = google_error_reason(body)
+        detail = f" ({self.reason})" if self.reason else ""
+        super().__init__(f"HTTP {status} from {self.url}{detail}")
+
+
+class ResponseTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass
+class SessionStats:
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    bytes_downloaded: int = 0
+
+
+class ReadOnlySession:
+    def __init__(
+        self,
+        origin: Origin,
+        tokens: TokenProvider,
+        policy: BackoffPolicy,
+        *,
+        concurrency: int = 8,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        on_wait: WaitCallback | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.origin = origin.require_secure()
+        self.policy = policy
+        self.stats = SessionStats()
+        self._tokens = tokens
+        self._limit = AdaptiveLimit(concurrency)
+        self._timeout = timeout
+        self._on_wait = on_wait
+        self._extra_headers = dict(extra_headers or {})
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ReadOnlySession:
+        # No cookie jar: cookies would otherwise cross from one origin's responses to another.
+        self._http = aiohttp.ClientSession(
+            timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @asynccontextmanager
+    async def request(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A successful (< 400) response, after retries; its body is the caller's to read."""
+        method = method.upper()
+        if method not in SAFE_METHODS:
+            raise UnsafeRequest(f"Refusing to send {method}: privatepuller only reads (GET).")
+        url = URL(url) if isinstance(url, str) else url
+        if params:
+            url = url.update_query(params)
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._limit.acquire()
+            acquired = True
+            try:
+                try:
+                    response = await self._send(method, url, headers or {})
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    verdict, response, status_error = Verdict.SERVER_ERROR, None, None
+                    failure: BaseException = error
+                else:
+                    body = b""
+                    if response.status >= 400:
+                        body = await response.content.read(ERROR_BODY_LIMIT)
+                    verdict = self.policy.classify(response.status, response.headers, body)
+                    await self._observe(response, verdict)
+                    status_error = HTTPStatusError(response.status, url, response.headers, body)
+                    failure = status_error
+                    if verdict is Verdict.OK:
+                        try:
+                            yield response
+                        finally:
+                            response.release()
+                        return
+                    retry_after = response.headers.get("Retry-After")
+                    response.release()
+            finally:
+                if acquired:
+                    await self._limit.release()
+
+            if verdict is Verdict.FAIL:
+                assert status_error is not None
+                raise status_error
+            if verdict is Verdict.RENEW_TOKEN:
+                if not renewed and await self._tokens.renew():
+                    renewed = True
+                    attempt -= 1
+                    continue
+                raise LoginExpired(
+                    "Your login has expired or was revoked. Log out of the hub and log in "
+                    "again, then click the link once more."
+                )
+            if attempt >= self.policy.max_attempts:
+                raise self._gave_up(verdict, url, failure)
+            if verdict is Verdict.THROTTLED:
+                self.stats.throttled += 1
+                await self._limit.throttled()
+            self.stats.retries += 1
+            delay = self.policy.delay(attempt, retry_after if response is not None else None)
+            if self._on_wait is not None and verdict is Verdict.THROTTLED:
+                self._on_wait(delay, self.policy.name)
+            await asyncio.sleep(delay)
+
+    async def get_json(
+        self,
+        url: URL | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, Mapping[str, str]]:
+        async with self.request("GET", url, params=params, headers=headers) as response:
+            return await response.json(content_type=None), response.headers
+
+    async def download(
+        self,
+        url: URL | str,
+        dest: Path,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream a body to `dest` through a temporary name; never leaves a partial file.
+
+        A connection that drops mid-body is retried from the start under the same policy.
+        """
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                written = 0
+                try:
+                    async with self.request("GET", url, params=params, headers=headers) as resp:
+                        with open(tmp, "wb") as out:
+                            async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
+                                written += len(chunk)
+                                if max_bytes is not None and written > max_bytes:
+                                    raise ResponseTooLarge(max_bytes)
+                                out.write(chunk)
+                                self.stats.bytes_downloaded += len(chunk)
+                                if on_bytes is not None:
+                                    on_bytes(len(chunk))
+                    os.replace(tmp, dest)
+                    return written
+                except TRANSFER_ERRORS as e:
+                    if on_bytes is not None and written:
+                        on_bytes(-written)
+                    if attempt >= self.policy.max_attempts:
+                        raise self._gave_up(Verdict.SERVER_ERROR, URL(url), e) from None
+                    self.stats.retries += 1
+                    await asyncio.sleep(self.policy.delay(attempt))
+                except OSError as e:
+                    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise DiskFull(
+                            "Your disk is full, so the files could not be downloaded. Delete "
+                            "some files in your home folder and try again; nothing was changed."
+                        ) from None
+                    raise
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def _send(
+        self, method: str, url: URL, headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        assert self._http is not None, "use `async with ReadOnlySession(...)`"
+        for _ in range(MAX_REDIRECTS + 1):
+            hop_origin = Origin.of(url).require_secure()
+            hop_headers = {**self._extra_headers, **headers} if hop_origin == self.origin else {}
+            if hop_origin == self.origin:
+                hop_headers["Authorization"] = f"Bearer {await self._tokens.token()}"
+            elif "Range" in headers:
+                hop_headers["Range"] = headers["Range"]
+            self.stats.requests += 1
+            response = await self._http.request(
+                method, url, headers=hop_headers, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status in REDIRECT_STATUSES and location:
+                response.release()
+                url = url.join(URL(location))
+                continue
+            return response
+        raise DownloadFailed(f"{safe_url(url)} redirected too many times.")
+
+    async def _observe(self, response: aiohttp.ClientResponse, verdict: Verdict) -> None:
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        if remaining is not None:
+            with suppress(ValueError):
+                await self._limit.observe_remaining(float(remaining), self.policy.low_remaining)
+        elif verdict is Verdict.OK:
+            await self._limit.healthy()
+
+    def _gave_up(self, verdict: Verdict, url: URL, failure: BaseException) -> PullError:
+        where = Origin.of(url)
+        if verdict is Verdict.THROTTLED:
+            return RateLimited(
+                f"{where.host} is limiting how fast files can be downloaded, and it did not "
+                "let up in time. Nothing was changed; try again in a few minutes."
+            )
+        if isinstance(failure, HTTPStatusError):
+            detail = f"it answered {failure.status}"
+        elif isinstance(failure, TimeoutError):
+            detail = "it stopped answering"
+        else:
+            detail = "the connection kept failing"
+        return DownloadFailed(
+            f"Could not download from {where.host}: {detail}. Nothing was changed; "
+            "try again in a few minutes."
+        )

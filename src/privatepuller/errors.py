@@ -1,0 +1,92 @@
+"""Errors a student, instructor or admin can act on.
+
+Every failure that reaches a person is a `PullError`: `code` is machine-readable (it becomes
+nbgitpuller's `error.code`), `str(error)` is a sentence for a student. Messages never contain
+credentials; URLs in them never carry a query string.
+"""
+
+from __future__ import annotations
+
+
+class PullError(Exception):
+    """A sync failed for a reason we can explain."""
+
+    code = "unknown"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotConfigured(PullError):
+    """No credentials for the provider this link needs."""
+
+    code = "not_configured"
+
+
+class UnsupportedURL(PullError):
+    """A link that is neither Canvas nor Google Drive, or a form we cannot pull."""
+
+    code = "unsupported_url"
+
+
+class WrongHost(PullError):
+    """A Canvas link on a host other than the configured Canvas: the token is not sent."""
+
+    code = "wrong_host"
+
+
+class LoginExpired(PullError):
+    """The token is expired, revoked or invalid (Canvas 401 with WWW-Authenticate, Google 401)."""
+
+    code = "login_expired"
+
+
+class NoAccess(PullError):
+    """The credential is valid but may not read this folder or file."""
+
+    code = "no_access"
+
+
+class NotFound(PullError):
+    code = "not_found"
+
+
+class RateLimited(PullError):
+    """Throttled for longer than the retry budget."""
+
+    code = "rate_limited"
+
+
+class DownloadFailed(PullError):
+    """The provider or the network failed in a way retries did not fix."""
+
+    code = "download_failed"
+
+
+class SyncBusy(PullError):
+    """Another sync of the same folder is running."""
+
+    code = "busy"
+
+
+class MergeFailed(PullError):
+    """nbgitpuller could not merge; the student can back up and resync."""
+
+    code = "merge"
+
+
+class UnsafeRequest(PullError):
+    """A request the read-only session refuses to send (not GET/HEAD, not https, wrong origin)."""
+
+    code = "unsafe_request"
+
+
+class ConfigurationError(PullError):
+    """Something the hub admin has to fix (unreadable key file, bad settings)."""
+
+    code = "configuration"
+
+
+class DiskFull(PullError):
+    code = "disk_full"

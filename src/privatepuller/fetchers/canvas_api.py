@@ -1,0 +1,217 @@
+"""The Canvas REST calls privatepuller makes (all GET), with Link pagination and clear errors.
+
+Every endpoint here must be covered by a developer-key scope in `privatepuller.hub.canvas`
+(a test checks `ENDPOINTS` against that list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+from yarl import URL
+
+from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
+from ..auth.credentials import CanvasCredentials
+from ..auth.session import HTTPStatusError, ReadOnlySession, WaitCallback
+from ..errors import DownloadFailed, NoAccess, NotFound
+from ..resolvers.base import DoesNotExist, Exists, NotVisible
+from ..resolvers.canvas import (
+    CONTEXT_NOUN,
+    CanvasFile,
+    CanvasFileLink,
+    CanvasFolder,
+    CanvasFolderLink,
+    Context,
+)
+
+PER_PAGE = 100  # Canvas's maximum page size
+
+# (method, path template) of every Canvas API call below; the hub's scope list must cover them.
+ENDPOINTS = (
+    ("GET", "/api/v1/courses/:id"),
+    ("GET", "/api/v1/groups/:id"),
+    ("GET", "/api/v1/:context/:id/folders/root"),
+    ("GET", "/api/v1/:context/:id/folders/by_path/*path"),
+    ("GET", "/api/v1/:context/:id/folders"),
+    ("GET", "/api/v1/:context/:id/files"),
+    ("GET", "/api/v1/files/:id"),
+    ("GET", "/files/:id/download"),  # the `url` of a file object; redirects to the file store
+)
+
+
+class CanvasAPI:
+    def __init__(self, session: ReadOnlySession) -> None:
+        self.session = session
+        self.base = URL(str(session.origin))
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        credentials: CanvasCredentials,
+        *,
+        policy: BackoffPolicy = CANVAS_POLICY,
+        concurrency: int = 8,
+        on_wait: WaitCallback | None = None,
+    ) -> AsyncIterator[CanvasAPI]:
+        session = ReadOnlySession(
+            credentials.origin,
+            credentials.tokens,
+            policy,
+            concurrency=concurrency,
+            on_wait=on_wait,
+        )
+        async with session:
+            yield cls(session)
+
+    def url(self, *segments: str) -> URL:
+        path = "/api/v1/" + "/".join(quote(s, safe="") for s in segments)
+        return self.base.with_path(path, encoded=True)
+
+    async def get(self, *segments: str, what: str) -> Any:
+        try:
+            data, _ = await self.session.get_json(self.url(*segments))
+        except HTTPStatusError as error:
+            raise http_error(error, what) from None
+        return data
+
+    async def paginate(self, *segments: str, what: str) -> list[dict[str, Any]]:
+        """All pages, following `Link: rel="next"` to the end (per_page=100)."""
+        items: list[dict[str, Any]] = []
+        url: URL | None = self.url(*segments).update_query(per_page=PER_PAGE)
+        seen: set[str] = set()
+        while url is not None:
+            if str(url) in seen:  # a server whose "next" loops would otherwise never end
+                raise DownloadFailed(f"Canvas returned a looping page list for {what}.")
+            seen.add(str(url))
+            try:
+                data, headers = await self.session.get_json(url)
+            except HTTPStatusError as error:
+                raise http_error(error, what) from None
+            if not isinstance(data, list):
+                raise DownloadFailed(f"Canvas returned something unexpected for {what}.")
+            items.extend(data)
+            url = next_link(headers.get("Link", ""), self.base)
+            if url is not None and url.origin() != self.base.origin():
+                # Never silently truncate (that would delete files from the snapshot).
+                raise DownloadFailed(f"Canvas sent the next page of {what} to another host.")
+        return items
+
+    async def resolve_folder(
+        self, link: CanvasFolderLink
+    ) -> Exists[CanvasFolder] | DoesNotExist[CanvasFolder]:
+        where = _context_text(link.context, link.context_id)
+        shown_path = "/".join(link.path)
+        try:
+            if link.path:
+                chain = await self.get(
+                    link.context,
+                    link.context_id,
+                    "folders",
+                    "by_path",
+                    *link.path,
+                    what=f"the folder “{shown_path}” in {where}",
+                )
+                folder = chain[-1]
+                name = folder["name"]
+            else:
+                folder, name = await asyncio.gather(
+                    self.get(link.context, link.context_id, "folders", "root", what=where),
+                    self.context_name(link.context, link.context_id),
+                )
+        except NotFound:
+            if link.path:
+                message = (
+                    f"There is no folder “{shown_path}” in {where}, or it is not visible to you "
+                    "(it may have been renamed, moved or hidden). Ask your instructor for a new "
+                    "link."
+                )
+            else:
+                message = f"The files of {where} do not exist or are not visible to you."
+            return DoesNotExist(CanvasFolder, message)
+        except NoAccess:
+            return NotVisible(
+                CanvasFolder,
+                f"You do not have access to the files of {where}"
+                + (f" (folder “{shown_path}”)" if shown_path else "")
+                + ". Check that you are enrolled, or ask your instructor.",
+            )
+        if folder.get("hidden_for_user") or folder.get("locked_for_user"):
+            return NotVisible(
+                CanvasFolder,
+                f"The folder “{shown_path or name}” in {where} is locked or hidden for you.",
+            )
+        return Exists(
+            CanvasFolder(
+                link.base_url,
+                link.context,
+                link.context_id,
+                int(folder["id"]),
+                name,
+                folder.get("full_name") or name,
+            )
+        )
+
+    async def resolve_file(
+        self, link: CanvasFileLink
+    ) -> Exists[CanvasFile] | DoesNotExist[CanvasFile]:
+        try:
+            data = await self.get("files", link.file_id, what=f"file {link.file_id}")
+        except NotFound:
+            return DoesNotExist(
+                CanvasFile,
+                f"Canvas file {link.file_id} does not exist (it may have been deleted). "
+                "Ask your instructor for a new link.",
+            )
+        except NoAccess:
+            return NotVisible(
+                CanvasFile,
+                f"You do not have access to Canvas file {link.file_id}. Check that you are "
+                "enrolled, or ask your instructor.",
+            )
+        if data.get("locked_for_user") or not data.get("url"):
+            explanation = data.get("lock_explanation") or "It is locked."
+            return NotVisible(
+                CanvasFile, f"“{data.get('display_name')}” cannot be downloaded: {explanation}"
+            )
+        return Exists(CanvasFile(link.base_url, int(data["id"]), data["display_name"]))
+
+    async def context_name(self, context: Context, context_id: str) -> str:
+        if context == "users":
+            return "my files"
+        data = await self.get(context, context_id, what=_context_text(context, context_id))
+        return str(data.get("name") or f"{CONTEXT_NOUN[context]} {context_id}")
+
+
+def _context_text(context: Context, context_id: str) -> str:
+    if context == "users":
+        return "your personal files" if context_id == "self" else f"user {context_id}'s files"
+    return f"{CONTEXT_NOUN[context]} {context_id}"
+
+
+def http_error(error: HTTPStatusError, what: str) -> Exception:
+    """Canvas statuses -> errors for people (throttling and expired tokens never get here)."""
+    if error.status == 404:
+        return NotFound(f"Canvas could not find {what}.")
+    if error.status in (401, 403):
+        return NoAccess(f"You do not have access to {what} in Canvas.")
+    return DownloadFailed(f"Canvas answered {error.status} for {what}. Try again later.")
+
+
+def next_link(header: str, base: URL) -> URL | None:
+    """The `rel="next"` URL of a Link header, or None on the last page."""
+    for part in header.split(","):
+        section = part.split(";")
+        if len(section) < 2:
+            continue
+        target = section[0].strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            continue
+        rels = [s.strip() for s in section[1:]]
+        if any(r.replace(" ", "") in ('rel="next"', "rel=next") for r in rels):
+            return base.join(URL(target[1:-1], encoded=True))
+    return None

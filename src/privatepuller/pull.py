@@ -1,0 +1,104 @@
+"""The whole path for one link: recognise, resolve with credentials, sync, merge.
+
+Shared by the CLI and the server extension. Recognising a link (`parse_link`) needs no network
+and no credentials, so the server can decide at once whether a link is ours or nbgitpuller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from yarl import URL
+
+from .auth.credentials import CredentialSource, EnvCredentialSource
+from .errors import NoAccess, NotFound, UnsupportedURL
+from .fetchers.canvas import CanvasFetcher
+from .resolvers.base import DoesNotExist, Exists, NotVisible
+from .resolvers.canvas import (
+    CanvasFile,
+    CanvasFileLink,
+    CanvasFolder,
+    CanvasFolderLink,
+    CanvasResolver,
+    parse_canvas_url,
+)
+from .sync.engine import SyncConfig, SyncReport, sync
+from .sync.names import sanitize_component
+from .sync.progress import NullProgress, Progress
+from .sync.source import Source
+
+Link = CanvasFolderLink | CanvasFileLink
+Resolved = CanvasFolder | CanvasFile
+
+
+def parse_link(url: str) -> Link | None:
+    """Our link types for a URL we pull, or None for anything else (git URLs included)."""
+    try:
+        parsed = URL(url.strip())
+    except (ValueError, TypeError):
+        return None
+    return parse_canvas_url(parsed)
+
+
+async def resolve_link(link: Link, credentials: CredentialSource) -> Resolved:
+    answer = await CanvasResolver(credentials).resolve(link)
+    if isinstance(answer, Exists):
+        return answer.repo
+    if isinstance(answer, NotVisible):
+        raise NoAccess(answer.message)
+    assert isinstance(answer, DoesNotExist)
+    raise NotFound(answer.message)
+
+
+def default_target_name(repo: Resolved) -> str:
+    """The folder's own name (a course's name for its root), never an id or a query string."""
+    name = repo.name
+    if isinstance(repo, CanvasFile) and "." in name.strip("."):
+        name = name.rsplit(".", 1)[0]
+    return sanitize_component(name)
+
+
+@asynccontextmanager
+async def open_source(
+    repo: Resolved, credentials: CredentialSource, progress: Progress
+) -> AsyncIterator[Source]:
+    async with CanvasFetcher(credentials).source(repo, on_wait=progress.waiting) as source:
+        yield source
+
+
+async def pull(
+    url: str,
+    target: Path | None = None,
+    *,
+    parent_dir: Path | None = None,
+    credentials: CredentialSource | None = None,
+    config: SyncConfig | None = None,
+    progress: Progress | None = None,
+    backup: bool = False,
+    puller_parent: Any = None,
+) -> SyncReport:
+    """Pull `url` into `target` (default: `parent_dir`/<folder name>), merging like nbgitpuller."""
+    credentials = credentials or EnvCredentialSource()
+    progress = progress or NullProgress()
+    link = parse_link(url)
+    if link is None:
+        raise UnsupportedURL(
+            "This link is not a Canvas files link or a Google Drive link that privatepuller "
+            "can pull. Copy the address of a Canvas files folder or a Drive folder."
+        )
+    repo = await resolve_link(link, credentials)
+    if target is None:
+        target = (parent_dir or Path.cwd()) / default_target_name(repo)
+    async with open_source(repo, credentials, progress) as source:
+        return await sync(
+            source,
+            target,
+            name=repo.name,
+            config=config,
+            progress=progress,
+            backup=backup,
+            puller_parent=puller_parent,
+        )

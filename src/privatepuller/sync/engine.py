@@ -1,0 +1,222 @@
+"""One sync: list, diff against the last manifest, download what changed, commit, merge."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DiskFull
+from .lock import exclusive
+from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
+from .merge import merge_into
+from .origin import LocalOrigin
+from .progress import NullProgress, Progress
+from .source import Source
+
+MiB = 1024 * 1024
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PRIVATEPULLER_HOME") or Path.home() / ".privatepuller")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    home: Path = field(default_factory=default_home)  # origins/ and locks/ live here
+    max_file_size: int = 100 * MiB  # larger files are excluded and reported
+    max_total_size: int = 1024 * MiB  # files past this running total are excluded too
+    concurrency: int = 4  # downloads at once (the session's adaptive limit may lower it)
+    lock_wait: float = 0.0  # seconds a second sync of the same folder waits before giving up
+
+    @property
+    def origins_dir(self) -> Path:
+        return self.home / "origins"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.home / "locks"
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    name: str
+    target: Path
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: int
+    excluded: tuple[Skipped, ...]  # too large / past the total cap
+    skipped: tuple[Skipped, ...]  # locked, hidden, not exportable ... (from the fetcher)
+    downloaded_files: int
+    downloaded_bytes: int
+    commit: str | None  # new origin commit, None when nothing changed
+
+
+def apply_limits(
+    files: tuple[RemoteFile, ...], config: SyncConfig
+) -> tuple[list[RemoteFile], list[Skipped]]:
+    """Large datasets are excluded, never truncated: per file, then a running total by path."""
+    kept: list[RemoteFile] = []
+    excluded: list[Skipped] = []
+    total = 0
+    for file in sorted(files, key=lambda f: f.path):
+        size = file.size or 0
+        if size > config.max_file_size:
+            excluded.append(Skipped(file.path, "too_large", _size_text(size)))
+        elif total + size > config.max_total_size:
+            excluded.append(Skipped(file.path, "total_cap", _size_text(size)))
+        else:
+            total += size
+            kept.append(file)
+    return kept, excluded
+
+
+def _size_text(size: int) -> str:
+    return f"{size / MiB:.1f} MB" if size >= MiB else f"{size} bytes"
+
+
+def origin_for(config: SyncConfig, source_key: str) -> LocalOrigin:
+    digest = hashlib.sha256(source_key.encode()).hexdigest()[:24]
+    return LocalOrigin(config.origins_dir / f"{digest}.git")
+
+
+async def sync(
+    source: Source,
+    target: Path,
+    *,
+    name: str,
+    config: SyncConfig | None = None,
+    progress: Progress | None = None,
+    backup: bool = False,
+    puller_parent: Any = None,
+) -> SyncReport:
+    config = config or SyncConfig()
+    progress = progress or NullProgress()
+    target = Path(os.path.abspath(target))
+    async with (
+        exclusive(config.locks_dir, f"target:{target}", wait=config.lock_wait),
+        exclusive(config.locks_dir, f"origin:{source.key}", wait=config.lock_wait),
+    ):
+        listing = await source.list()
+        files, excluded = apply_limits(listing.files, config)
+        origin = origin_for(config, source.key)
+        await asyncio.to_thread(origin.ensure)
+        previous = await asyncio.to_thread(origin.manifest)
+
+        known = previous.by_change_key()
+        blobs: dict[str, str] = {}
+        entries: dict[str, ManifestEntry] = {}
+        to_download: list[RemoteFile] = []
+        for file in files:
+            if (entry := known.get(file.change_key)) is not None:
+                blobs[file.path] = entry.blob
+                entries[file.path] = entry
+            else:
+                to_download.append(file)
+
+        progress.listed(len(to_download), sum(f.size or 0 for f in to_download))
+        sizes = await _download_all(source, origin, to_download, config, progress, blobs)
+        for file in to_download:
+            entries[file.path] = ManifestEntry(file.change_key, sizes[file.path], blobs[file.path])
+
+        message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.key}\n"
+        commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
+        if commit is not None or previous.commit is None:
+            head = commit or await asyncio.to_thread(origin.head)
+            await asyncio.to_thread(Manifest(head, entries).save, origin.manifest_path)
+
+        await asyncio.to_thread(
+            merge_into,
+            origin.url,
+            target,
+            backup=backup,
+            on_line=progress.git_output,
+            parent=puller_parent,
+        )
+
+    old, new = previous.entries, entries
+    return SyncReport(
+        name=listing.name,
+        target=target,
+        added=tuple(sorted(p for p in new if p not in old)),
+        updated=tuple(sorted(p for p in new if p in old and old[p].blob != new[p].blob)),
+        removed=tuple(sorted(p for p in old if p not in new)),
+        unchanged=sum(1 for p in new if p in old and old[p].blob == new[p].blob),
+        excluded=tuple(excluded),
+        skipped=listing.skipped,
+        downloaded_files=len(to_download),
+        downloaded_bytes=sum(sizes.values()),
+        commit=commit,
+    )
+
+
+async def _download_all(
+    source: Source,
+    origin: LocalOrigin,
+    files: list[RemoteFile],
+    config: SyncConfig,
+    progress: Progress,
+    blobs: dict[str, str],
+) -> dict[str, int]:
+    """Download into the origin's staging area, then hash into git in one batch."""
+    staging = origin.staging_dir / uuid.uuid4().hex
+    staging.mkdir(parents=True)
+    semaphore = asyncio.Semaphore(config.concurrency)
+    sizes: dict[str, int] = {}
+
+    async def one(index: int, file: RemoteFile) -> Path:
+        dest = staging / str(index)
+        async with semaphore:
+            sizes[file.path] = await source.download(
+                file, dest, max_bytes=config.max_file_size, on_bytes=progress.advanced
+            )
+        progress.file_done(file.path, sizes[file.path])
+        return dest
+
+    try:
+        tasks = [asyncio.ensure_future(one(i, f)) for i, f in enumerate(files)]
+        try:
+            paths = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        try:
+            ids = await asyncio.to_thread(origin.hash_files, paths)
+        except OSError as error:
+            raise DiskFull(
+                "Your disk is full, so the files could not be stored. Delete some files in your "
+                "home folder and try again; nothing was changed."
+            ) from error
+        for file, blob in zip(files, ids, strict=True):
+            blobs[file.path] = blob
+        return sizes
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+async def download_tree(source: Source, output_dir: Path, config: SyncConfig) -> Listing:
+    """Plain download of a source into a folder (repoproviders' `fetch`): no git, no merge."""
+    listing = await source.list()
+    files, _ = apply_limits(listing.files, config)
+    semaphore = asyncio.Semaphore(config.concurrency)
+
+    async def one(file: RemoteFile) -> None:
+        dest = output_dir.joinpath(*file.path.split("/"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        async with semaphore:
+            await source.download(file, dest, max_bytes=config.max_file_size, on_bytes=_ignore)
+
+    await asyncio.gather(*(one(f) for f in files))
+    return listing
+
+
+def _ignore(nbytes: int) -> None:
+    pass

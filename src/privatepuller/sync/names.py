@@ -1,0 +1,97 @@
+"""Local names for remote files: safe, unique and deterministic.
+
+Names come from other people. Each path component is sanitised on its own (no `/`, `\\`, NUL,
+control characters, `.`/`..`, `.git`, at most 255 bytes), so a joined path can never leave the
+target folder. Within one folder, names that collide (exactly, after sanitising, or only by
+case, which a case-insensitive disk would merge) are made unique by suffixing a short form of
+the remote id, so the same remote listing always gives the same local names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+MAX_COMPONENT_BYTES = 255
+# Characters that are unsafe or unportable in a file name (Windows' reserved set included,
+# since students download their folders).
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_RESERVED_WINDOWS = re.compile(r"^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$", re.IGNORECASE)
+
+
+def sanitize_component(name: str) -> str:
+    """One path component that is safe to create inside the target folder."""
+    name = unicodedata.normalize("NFC", name)
+    name = _UNSAFE.sub("_", name).strip()
+    # Trailing dots and spaces vanish on some filesystems; `.`/`..` would climb.
+    name = name.rstrip(". ")
+    if not name or set(name) <= {"."}:
+        name = "_" + name
+    if name.lower() == ".git" or _RESERVED_WINDOWS.match(name):
+        name = "_" + name
+    return _truncate(name)
+
+
+def _truncate(name: str, limit: int = MAX_COMPONENT_BYTES) -> str:
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext.encode()) > 16:
+        stem, ext = name, ""
+    suffix = f"~{digest}" + (f".{ext}" if ext else "")
+    budget = limit - len(suffix.encode())
+    return stem.encode()[:budget].decode(errors="ignore") + suffix
+
+
+def with_suffix_before_extension(name: str, suffix: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and len(ext) <= 16:
+        return _truncate(f"{stem}{suffix}.{ext}")
+    return _truncate(f"{name}{suffix}")
+
+
+@dataclass
+class LocalNamer:
+    """Assigns unique local paths; call folders before files, each in a deterministic order."""
+
+    _taken: dict[str, set[str]] = field(default_factory=dict)  # parent -> casefolded names
+    _folders: dict[str, str] = field(default_factory=dict)  # remote folder key -> local path
+
+    def folder(self, key: str, parent_key: str | None, raw_name: str) -> str:
+        """Local path of a remote folder; `parent_key=None` is the synced root ('')."""
+        if key in self._folders:
+            return self._folders[key]
+        parent = "" if parent_key is None else self._folders[parent_key]
+        path = self._claim(parent, raw_name, key)
+        self._folders[key] = path
+        return path
+
+    def root(self, key: str) -> None:
+        self._folders[key] = ""
+
+    def file(self, key: str, folder_key: str, raw_name: str) -> str:
+        return self._claim(self._folders[folder_key], raw_name, key)
+
+    def has_folder(self, key: str) -> bool:
+        return key in self._folders
+
+    def _claim(self, parent: str, raw_name: str, key: str) -> str:
+        taken = self._taken.setdefault(parent, set())
+        name = sanitize_component(raw_name)
+        if name.casefold() in taken:
+            short = (
+                re.sub(r"[^A-Za-z0-9_-]", "", key)[-8:]
+                or hashlib.sha1(key.encode()).hexdigest()[:8]
+            )
+            name = with_suffix_before_extension(name, f" ({short})")
+            counter = 2
+            while name.casefold() in taken:
+                name = with_suffix_before_extension(
+                    sanitize_component(raw_name), f" ({short}-{counter})"
+                )
+                counter += 1
+        taken.add(name.casefold())
+        return f"{parent}/{name}" if parent else name
