@@ -1,0 +1,199 @@
+"""privatepuller pull | demo | link | resolve"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from .errors import PullError
+from .sync.engine import MiB, SyncConfig, SyncReport
+
+log = logging.getLogger("privatepuller")
+
+
+class BarProgress:
+    """A one-line progress bar (files and bytes) on a terminal; plain lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.files_total = self.files_done = 0
+        self.bytes_total = self.bytes_done = 0
+        self._last_draw = 0.0
+
+    def listed(self, files: int, total_bytes: int) -> None:
+        self.files_total, self.bytes_total = files, total_bytes
+        if files:
+            self._line(f"Downloading {files} file(s), {_mb(total_bytes)}")
+        else:
+            self._line("Everything is up to date; nothing to download")
+
+    def advanced(self, nbytes: int) -> None:
+        self.bytes_done += nbytes
+        self._draw()
+
+    def file_done(self, path: str, size: int) -> None:
+        self.files_done += 1
+        if not self.tty:
+            self._line(f"  {path} ({_mb(size)})")
+        self._draw(force=self.files_done == self.files_total)
+
+    def waiting(self, seconds: float, provider: str) -> None:
+        self._line(f"  {provider} asks us to slow down; retrying in {seconds:.0f} s")
+
+    def git_output(self, line: str) -> None:
+        log.debug("git: %s", line)
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.tty or (not force and time.monotonic() - self._last_draw < 0.1):
+            return
+        self._last_draw = time.monotonic()
+        fraction = self.bytes_done / self.bytes_total if self.bytes_total else 1.0
+        bar = "#" * int(30 * fraction)
+        self.stream.write(
+            f"\r[{bar:<30}] {self.files_done}/{self.files_total} files, "
+            f"{_mb(self.bytes_done)} of {_mb(self.bytes_total)}"
+        )
+        if force:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _mb(size: int) -> str:
+    return f"{size / MiB:.1f} MB"
+
+
+def summary(report: SyncReport) -> str:
+    lines = [
+        f"Synced “{report.name}” into {report.target}",
+        f"  added {len(report.added)}, updated {len(report.updated)}, "
+        f"removed {len(report.removed)}, unchanged {report.unchanged}; "
+        f"downloaded {report.downloaded_files} file(s), {_mb(report.downloaded_bytes)}",
+    ]
+    if report.excluded:
+        lines.append(f"  excluded as too large ({len(report.excluded)}):")
+        lines += [f"    {s.path} ({s.detail})" for s in report.excluded]
+    locked = [s for s in report.skipped if s.reason == "locked"]
+    other = [s for s in report.skipped if s.reason != "locked"]
+    if locked:
+        lines.append(f"  skipped as locked ({len(locked)}):")
+        lines += [f"    {s.path}" + (f": {s.detail}" if s.detail else "") for s in locked]
+    if other:
+        lines.append(f"  skipped ({len(other)}):")
+        lines += [f"    {s.path} ({s.reason}{': ' + s.detail if s.detail else ''})" for s in other]
+    return "\n".join(lines)
+
+
+def _config(args: argparse.Namespace) -> SyncConfig:
+    config = SyncConfig()
+    overrides = {}
+    if args.home:
+        overrides["home"] = Path(args.home)
+    if args.max_file_size is not None:
+        overrides["max_file_size"] = int(args.max_file_size * MiB)
+    if args.max_total_size is not None:
+        overrides["max_total_size"] = int(args.max_total_size * MiB)
+    if args.wait is not None:
+        overrides["lock_wait"] = args.wait
+    from dataclasses import replace
+
+    return replace(config, **overrides)
+
+
+async def _pull(args: argparse.Namespace) -> int:
+    from .pull import pull
+
+    target = Path(args.target) if args.target else None
+    report = await pull(args.url, target, config=_config(args), progress=BarProgress())
+    print(summary(report))
+    return 0
+
+
+async def _resolve(args: argparse.Namespace) -> int:
+    from .auth.credentials import EnvCredentialSource
+    from .pull import parse_link, resolve_link
+
+    link = parse_link(args.url)
+    if link is None:
+        print("Not a Canvas or Google Drive link that privatepuller pulls.")
+        return 1
+    print(link)
+    print(await resolve_link(link, EnvCredentialSource()))
+    return 0
+
+
+def _link(args: argparse.Namespace) -> int:
+    from .link import make_link
+
+    print(make_link(args.url, hub=args.hub, urlpath=args.urlpath, targetpath=args.targetpath))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="privatepuller",
+        description="Pull private Canvas files and Google Drive folders, merged like nbgitpuller.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log git and HTTP details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pull = commands.add_parser("pull", help="pull a Canvas or Drive folder into TARGET_DIR")
+    pull.add_argument("url", help="a Canvas files URL or a Google Drive folder URL")
+    pull.add_argument("target", nargs="?", help="folder to create or update (default: its name)")
+    pull.add_argument("--max-file-size", type=float, help="MB; larger files are excluded")
+    pull.add_argument("--max-total-size", type=float, help="MB; files past this are excluded")
+    pull.add_argument("--home", help="where local origins live (default ~/.privatepuller)")
+    pull.add_argument("--wait", type=float, help="seconds to wait for another sync of TARGET")
+
+    demo = commands.add_parser("demo", help="pull a sample course from a bundled fake Canvas")
+    demo.add_argument("--drive", action="store_true", help="use the bundled fake Google Drive")
+    demo.add_argument("target", nargs="?", default="privatepuller-demo", help="parent folder")
+
+    link = commands.add_parser("link", help="print the nbgitpuller link for a Canvas/Drive URL")
+    link.add_argument("url")
+    link.add_argument("--hub", required=True, help="e.g. https://hub.example.edu")
+    link.add_argument("--urlpath", help="where students land, e.g. lab/tree/Week 1/intro.ipynb")
+    link.add_argument("--targetpath", help="folder name in the student's home")
+
+    resolve = commands.add_parser("resolve", help="show what a URL resolves to")
+    resolve.add_argument("url")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "pull":
+            return asyncio.run(_pull(args))
+        if args.command == "resolve":
+            return asyncio.run(_resolve(args))
+        if args.command == "link":
+            return _link(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return asyncio.run(run_demo(Path(args.target), drive=args.drive))
+    except PullError as error:
+        print(f"privatepuller: {error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("privatepuller: interrupted; your folder was not changed.", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
