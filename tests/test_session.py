@@ -45,6 +45,7 @@ async def two_origins():
     """An API origin that redirects downloads to a second origin (a file store)."""
     api_rec, store_rec = Recorder(), Recorder()
     store = web.Application(middlewares=[store_rec.middleware])
+
     async def blob(request: web.Request) -> web.Response:
         return web.Response(body=b"x" * 1000)
 
@@ -58,6 +59,7 @@ async def two_origins():
         raise web.HTTPFound(str(store_url / "blob") + "?sig=abc")
 
     api.router.add_get("/download", download)
+
     async def anything(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from yarl import URL
 
+from .auth.backoff import CANVAS_POLICY
 from .auth.credentials import CredentialSource, EnvCredentialSource
 from .errors import NoAccess, NotFound, UnsupportedURL
 from .fetchers.canvas import CanvasFetcher
@@ -63,9 +64,14 @@ def default_target_name(repo: Resolved) -> str:
 
 @asynccontextmanager
 async def open_source(
-    repo: Resolved, credentials: CredentialSource, progress: Progress
+    repo: Resolved, credentials: CredentialSource, config: SyncConfig, progress: Progress
 ) -> AsyncIterator[Source]:
-    async with CanvasFetcher(credentials).source(repo, on_wait=progress.waiting) as source:
+    fetcher = CanvasFetcher(
+        credentials,
+        policy=CANVAS_POLICY.scaled(config.backoff_scale),
+        read_timeout=config.read_timeout,
+    )
+    async with fetcher.source(repo, on_wait=progress.waiting) as source:
         yield source
 
 
@@ -82,6 +88,7 @@ async def pull(
 ) -> SyncReport:
     """Pull `url` into `target` (default: `parent_dir`/<folder name>), merging like nbgitpuller."""
     credentials = credentials or EnvCredentialSource()
+    config = config or SyncConfig()
     progress = progress or NullProgress()
     link = parse_link(url)
     if link is None:
@@ -92,7 +99,7 @@ async def pull(
     repo = await resolve_link(link, credentials)
     if target is None:
         target = (parent_dir or Path.cwd()) / default_target_name(repo)
-    async with open_source(repo, credentials, progress) as source:
+    async with open_source(repo, credentials, config, progress) as source:
         return await sync(
             source,
             target,

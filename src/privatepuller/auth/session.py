@@ -32,7 +32,14 @@ MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
-DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+
+
+def read_timeout_of(seconds: float) -> aiohttp.ClientTimeout:
+    """No total limit (large files take long); a stalled connection fails after `seconds`."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=min(30.0, seconds), sock_read=seconds)
+
+
+DEFAULT_TIMEOUT = read_timeout_of(60.0)
 
 # Called while we wait out a throttle: (seconds, provider name). The server shows it to students.
 WaitCallback = Callable[[float, str], None]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,7 +50,7 @@ class CanvasSource:
         name = sanitize_component(data.get("display_name") or repo.name)
         stem = name.rsplit(".", 1)[0] if "." in name.strip(".") else name
         if data.get("locked_for_user") or not data.get("url"):
-            skipped = Skipped(name, "locked", data.get("lock_explanation") or "")
+            skipped = Skipped(name, "locked", _plain(data.get("lock_explanation")))
             return Listing(stem, (), (skipped,))
         return Listing(stem, (_remote(name, data),))
 
@@ -94,7 +96,7 @@ class CanvasSource:
             if file.get("hidden_for_user") or file.get("hidden"):
                 skipped.append(Skipped(path, "hidden"))
             elif file.get("locked_for_user") or not file.get("url"):
-                skipped.append(Skipped(path, "locked", file.get("lock_explanation") or ""))
+                skipped.append(Skipped(path, "locked", _plain(file.get("lock_explanation"))))
             else:
                 remote.append(_remote(path, file))
         return Listing(repo.name, tuple(remote), tuple(skipped))
@@ -120,6 +122,11 @@ class CanvasSource:
             ) from None
 
 
+def _plain(explanation: str | None) -> str:
+    """Canvas lock explanations are HTML ("part of the module <b>Week 3</b>")."""
+    return html.unescape(re.sub(r"<[^>]+>", "", explanation or "")).strip()
+
+
 def _display_name(file: dict[str, Any]) -> str:
     return str(file.get("display_name") or file.get("filename") or file["id"])
 
@@ -138,10 +145,12 @@ class CanvasFetcher:
         *,
         policy: BackoffPolicy = CANVAS_POLICY,
         concurrency: int = 8,
+        read_timeout: float = 60.0,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
         self.policy = policy
         self.concurrency = concurrency
+        self.read_timeout = read_timeout
 
     @asynccontextmanager
     async def source(
@@ -149,7 +158,11 @@ class CanvasFetcher:
     ) -> AsyncIterator[CanvasSource]:
         credentials = await CanvasResolver(self.credentials).canvas_credentials(repo.base_url)
         async with CanvasAPI.open(
-            credentials, policy=self.policy, concurrency=self.concurrency, on_wait=on_wait
+            credentials,
+            policy=self.policy,
+            concurrency=self.concurrency,
+            on_wait=on_wait,
+            read_timeout=self.read_timeout,
         ) as api:
             yield CanvasSource(api, repo)
 

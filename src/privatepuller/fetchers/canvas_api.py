@@ -16,7 +16,7 @@ from yarl import URL
 
 from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CanvasCredentials
-from ..auth.session import HTTPStatusError, ReadOnlySession, WaitCallback
+from ..auth.session import HTTPStatusError, ReadOnlySession, WaitCallback, read_timeout_of
 from ..errors import DownloadFailed, NoAccess, NotFound
 from ..resolvers.base import DoesNotExist, Exists, NotVisible
 from ..resolvers.canvas import (
@@ -57,6 +57,7 @@ class CanvasAPI:
         policy: BackoffPolicy = CANVAS_POLICY,
         concurrency: int = 8,
         on_wait: WaitCallback | None = None,
+        read_timeout: float = 60.0,
     ) -> AsyncIterator[CanvasAPI]:
         session = ReadOnlySession(
             credentials.origin,
@@ -64,6 +65,7 @@ class CanvasAPI:
             policy,
             concurrency=concurrency,
             on_wait=on_wait,
+            timeout=read_timeout_of(read_timeout),
         )
         async with session:
             yield cls(session)

@@ -1,0 +1,50 @@
+"""Shared fixtures: a fake Canvas with a course, a student and credentials for them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from privatepuller.auth.backoff import CANVAS_POLICY
+from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.sync.engine import SyncConfig
+from privatepuller.testing.canvas_model import FakeCourse, FakeUser
+from privatepuller.testing.fake_canvas import FakeCanvas
+
+# Real backoff schedule, on a clock 1000 times faster.
+FAST_CANVAS_POLICY = CANVAS_POLICY.scaled(0.001)
+
+
+@dataclass
+class CanvasWorld:
+    canvas: FakeCanvas
+    course: FakeCourse
+    student: FakeUser
+    credentials: EnvCredentialSource
+    config: SyncConfig
+    workdir: Path  # the student's home: targets are created here
+
+    def url(self, suffix: str = "") -> str:
+        return f"{self.canvas.base_url}/courses/{self.course.id}/files{suffix}"
+
+
+@pytest.fixture
+async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CanvasWorld]:
+    monkeypatch.setenv("PRIVATEPULLER_HOME", str(tmp_path / "pp-home"))
+    async with FakeCanvas() as canvas:
+        course = canvas.add_course("Data Science 101")
+        student = canvas.add_user("Ada Student")
+        course.enroll(student)
+        course.files.add_file("Week 1/intro.ipynb", b'{"cells": []}\n')
+        course.files.add_file("Week 1/data/iris.csv", b"a,b\n1,2\n")
+        course.files.add_file("README.md", b"line 1\nline 2\nline 3\nline 4\nline 5\n")
+        credentials = EnvCredentialSource(
+            {"CANVAS_BASE_URL": canvas.base_url, "CANVAS_ACCESS_TOKEN": student.token}
+        )
+        workdir = tmp_path / "home"
+        workdir.mkdir()
+        config = SyncConfig(home=tmp_path / "pp-home")
+        yield CanvasWorld(canvas, course, student, credentials, config, workdir)
