@@ -109,9 +109,11 @@ async def test_redirect_to_another_origin_drops_authorization(two_origins, tmp_p
 
 async def test_token_is_not_sent_to_other_origins(two_origins):
     api_url, _, store_rec = two_origins
-    async with session_for(api_url) as session:
-        async with session.request("GET", store_rec.url / "blob") as response:
-            assert response.status == 200
+    async with (
+        session_for(api_url) as session,
+        session.request("GET", store_rec.url / "blob") as response,
+    ):
+        assert response.status == 200
     assert store_rec.seen == [("GET", "/blob", None)]
 
 

@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .errors import PullError
 from .sync.engine import MiB, SyncConfig, SyncReport
@@ -95,7 +95,7 @@ def summary(report: SyncReport) -> str:
 
 def _config(args: argparse.Namespace) -> SyncConfig:
     config = SyncConfig()
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.home:
         overrides["home"] = Path(args.home)
     if args.max_file_size is not None:

@@ -126,37 +126,34 @@ class ReadOnlySession:
         attempt = 0
         while True:
             attempt += 1
+            retry_after: str | None = None
+            failure: BaseException
             await self._limit.acquire()
-            acquired = True
             try:
                 try:
                     response = await self._send(method, url, headers or {})
                 except (aiohttp.ClientError, TimeoutError) as error:
-                    verdict, response, status_error = Verdict.SERVER_ERROR, None, None
-                    failure: BaseException = error
+                    verdict, failure = Verdict.SERVER_ERROR, error
                 else:
                     body = b""
                     if response.status >= 400:
                         body = await response.content.read(ERROR_BODY_LIMIT)
                     verdict = self.policy.classify(response.status, response.headers, body)
                     await self._observe(response, verdict)
-                    status_error = HTTPStatusError(response.status, url, response.headers, body)
-                    failure = status_error
                     if verdict is Verdict.OK:
                         try:
                             yield response
                         finally:
                             response.release()
                         return
+                    failure = HTTPStatusError(response.status, url, response.headers, body)
                     retry_after = response.headers.get("Retry-After")
                     response.release()
             finally:
-                if acquired:
-                    await self._limit.release()
+                await self._limit.release()
 
             if verdict is Verdict.FAIL:
-                assert status_error is not None
-                raise status_error
+                raise failure
             if verdict is Verdict.RENEW_TOKEN:
                 if not renewed and await self._tokens.renew():
                     renewed = True
@@ -172,7 +169,7 @@ class ReadOnlySession:
                 self.stats.throttled += 1
                 await self._limit.throttled()
             self.stats.retries += 1
-            delay = self.policy.delay(attempt, retry_after if response is not None else None)
+            delay = self.policy.delay(attempt, retry_after)
             if self._on_wait is not None and verdict is Verdict.THROTTLED:
                 self._on_wait(delay, self.policy.name)
             await asyncio.sleep(delay)

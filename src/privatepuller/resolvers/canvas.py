@@ -116,7 +116,7 @@ class CanvasURLResolver:
 
     async def resolve(
         self, question: URL, log: Any = None
-    ) -> MaybeExists[CanvasFolderLink] | MaybeExists[CanvasFileLink] | None:
+    ) -> MaybeExists[CanvasFolderLink | CanvasFileLink] | None:
         link = parse_canvas_url(question)
         return None if link is None else MaybeExists(link)
 
