@@ -98,6 +98,8 @@ def parse_canvas_url(url: URL) -> CanvasFolderLink | CanvasFileLink | None:
     except PullError:
         base = f"{url.scheme}://{url.raw_host}"  # refused later with a clear message
     segments = [unquote(s) for s in rest.split("/")] if rest else []
+    if any(s in (".", "..") or "\x00" in s or "/" in s for s in segments):
+        return None  # no Canvas folder has such a name; it can only be a path trick
     if "preview" in url.query and url.query["preview"].isdigit():
         return CanvasFileLink(base, url.query["preview"], context, context_id)
     if not segments:
