@@ -1,0 +1,1 @@
+"""Fake services (Canvas, Google Drive) for tests, benchmarks and `privatepuller demo`."""
