@@ -69,6 +69,8 @@ class BarProgress:
 
 
 def _mb(size: int) -> str:
+    if size < MiB:
+        return f"{size / 1024:.1f} KB"
     return f"{size / MiB:.1f} MB"
 
 

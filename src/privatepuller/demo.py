@@ -44,11 +44,18 @@ async def run_demo(parent: Path, *, drive: bool = False) -> int:
             )
             print(summary(report) + "\n")
 
-            notebook = next(p for p in report.added if p.endswith(".ipynb"))
-            print(f"The instructor updates {notebook} in Canvas; the student clicks again:\n")
-            old = course.files.file(notebook).read()
-            course.files.update_file(notebook, old.replace(b"}\n", b"}\n", 1) + b"\n")
+            readme = report.target / "README.md"
+            with readme.open("a") as notes:
+                notes.write("\nMy own note: start with Week 1.\n")
+            csv = "Week 1/data/iris.csv"
+            course.files.update_file(csv, course.files.file(csv).read() + b"6.3,3.3,virginica\n")
+            print(
+                "The student adds a note to README.md; the instructor adds a row to "
+                f"{csv} in Canvas. The student clicks again:\n"
+            )
             report = await pull(url, parent_dir=parent, credentials=credentials, config=config)
             print(summary(report))
+            kept = "My own note" in readme.read_text()
+            print(f"\nThe student's note is {'still there' if kept else 'LOST'}.")
     print(f"\nThe files are in {report.target}")
     return 0

@@ -1,0 +1,81 @@
+"""The command line, run as a student or instructor would run it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from conftest import CanvasWorld
+from privatepuller.link import make_link
+
+CLI = [sys.executable, "-m", "privatepuller.cli"]
+
+
+async def run(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+def canvas_env(world: CanvasWorld) -> dict[str, str]:
+    return {
+        "CANVAS_BASE_URL": world.canvas.base_url,
+        "CANVAS_ACCESS_TOKEN": world.student.token,
+        "PRIVATEPULLER_HOME": str(world.config.home),
+    }
+
+
+async def test_pull_twice_summarises_and_merges(world: CanvasWorld) -> None:
+    env = canvas_env(world)
+    code, out = await run("pull", world.url(), "course", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 3, updated 0, removed 0" in out
+    target = world.workdir / "course"
+    (target / "README.md").write_text("mine\nline 2\nline 3\nline 4\nline 5\n")
+    world.course.files.update_file("README.md", b"line 1\nline 2\nline 3\nline 4\ntheirs\n")
+    code, out = await run("pull", world.url(), "course", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "updated 1" in out
+    assert (target / "README.md").read_text() == "mine\nline 2\nline 3\nline 4\ntheirs\n"
+    assert world.student.token not in out
+
+
+async def test_errors_are_one_clear_line_and_exit_1(world: CanvasWorld) -> None:
+    env = canvas_env(world)
+    code, out = await run("pull", "https://example.com/not/canvas", env=env, cwd=world.workdir)
+    assert code == 1 and "Traceback" not in out and "not a Canvas files link" in out
+    world.canvas.expire_token(world.student.token)
+    code, out = await run("pull", world.url(), env=env, cwd=world.workdir)
+    assert code == 1 and "log in again" in out and "Traceback" not in out
+    assert world.student.token not in out
+    assert list(world.workdir.iterdir()) == []
+
+
+async def test_demo_runs_without_credentials(tmp_path: Path) -> None:
+    env = {"PRIVATEPULLER_HOME": str(tmp_path / "home")}
+    code, out = await run("demo", str(tmp_path / "demo"), env=env, cwd=tmp_path)
+    assert code == 0, out
+    assert "The student's note is still there." in out
+    assert (tmp_path / "demo/Data Science 101/Week 1/data/iris.csv").exists()
+
+
+def test_link_for_instructors() -> None:
+    link = make_link(
+        "https://canvas.example.edu/courses/12/files/folder/Week%201",
+        hub="https://hub.example.edu/",
+        urlpath="lab/tree/Week 1",
+    )
+    assert link.startswith("https://hub.example.edu/hub/user-redirect/git-pull?repo=")
+    assert (
+        "repo=https%3A%2F%2Fcanvas.example.edu%2Fcourses%2F12%2Ffiles%2Ffolder%2FWeek%25201" in link
+    )
+    assert "urlpath=lab%2Ftree%2FWeek+1" in link or "urlpath=lab%2Ftree%2FWeek%201" in link
