@@ -13,10 +13,11 @@ from typing import Any
 
 from yarl import URL
 
-from .auth.backoff import CANVAS_POLICY
+from .auth.backoff import CANVAS_POLICY, GOOGLE_POLICY
 from .auth.credentials import CredentialSource, EnvCredentialSource
 from .errors import NoAccess, NotFound, UnsupportedURL
 from .fetchers.canvas import CanvasFetcher
+from .fetchers.gdrive import GoogleDriveFetcher
 from .resolvers.base import DoesNotExist, Exists, NotVisible
 from .resolvers.canvas import (
     CanvasFile,
@@ -26,26 +27,44 @@ from .resolvers.canvas import (
     CanvasResolver,
     parse_canvas_url,
 )
+from .resolvers.gdrive import (
+    GoogleDriveFile,
+    GoogleDriveFileLink,
+    GoogleDriveFolder,
+    GoogleDriveFolderLink,
+    GoogleDriveResolver,
+    parse_drive_url,
+)
 from .sync.engine import SyncConfig, SyncReport, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress
 from .sync.source import Source
 
-Link = CanvasFolderLink | CanvasFileLink
-Resolved = CanvasFolder | CanvasFile
+Link = CanvasFolderLink | CanvasFileLink | GoogleDriveFolderLink | GoogleDriveFileLink
+Resolved = CanvasFolder | CanvasFile | GoogleDriveFolder | GoogleDriveFile
 
 
 def parse_link(url: str) -> Link | None:
-    """Our link types for a URL we pull, or None for anything else (git URLs included)."""
+    """Our link types for a URL we pull, or None for anything else (git URLs included).
+
+    Raises `UnsupportedURL` for Google links that name nothing pullable (a published copy,
+    Drive's home page), so the person is told what to copy instead.
+    """
     try:
         parsed = URL(url.strip())
     except (ValueError, TypeError):
         return None
-    return parse_canvas_url(parsed)
+    return parse_canvas_url(parsed) or parse_drive_url(parsed)
 
 
-async def resolve_link(link: Link, credentials: CredentialSource) -> Resolved:
-    answer = await CanvasResolver(credentials).resolve(link)
+async def resolve_link(
+    link: Link, credentials: CredentialSource, config: SyncConfig | None = None
+) -> Resolved:
+    if isinstance(link, GoogleDriveFolderLink | GoogleDriveFileLink):
+        policy = GOOGLE_POLICY.scaled(config.backoff_scale if config else 1.0)
+        answer: Any = await GoogleDriveResolver(credentials, policy=policy).resolve(link)
+    else:
+        answer = await CanvasResolver(credentials).resolve(link)
     if isinstance(answer, Exists):
         return answer.repo
     if isinstance(answer, NotVisible):
@@ -57,7 +76,7 @@ async def resolve_link(link: Link, credentials: CredentialSource) -> Resolved:
 def default_target_name(repo: Resolved) -> str:
     """The folder's own name (a course's name for its root), never an id or a query string."""
     name = repo.name
-    if isinstance(repo, CanvasFile) and "." in name.strip("."):
+    if isinstance(repo, CanvasFile | GoogleDriveFile) and "." in name.strip("."):
         name = name.rsplit(".", 1)[0]
     return sanitize_component(name)
 
@@ -66,6 +85,15 @@ def default_target_name(repo: Resolved) -> str:
 async def open_source(
     repo: Resolved, credentials: CredentialSource, config: SyncConfig, progress: Progress
 ) -> AsyncIterator[Source]:
+    if isinstance(repo, GoogleDriveFolder | GoogleDriveFile):
+        drive = GoogleDriveFetcher(
+            credentials,
+            policy=GOOGLE_POLICY.scaled(config.backoff_scale),
+            read_timeout=config.read_timeout,
+        )
+        async with drive.source(repo, on_wait=progress.waiting) as drive_source:
+            yield drive_source
+        return
     fetcher = CanvasFetcher(
         credentials,
         policy=CANVAS_POLICY.scaled(config.backoff_scale),
@@ -96,7 +124,7 @@ async def pull(
             "This link is not a Canvas files link or a Google Drive link that privatepuller "
             "can pull. Copy the address of a Canvas files folder or a Drive folder."
         )
-    repo = await resolve_link(link, credentials)
+    repo = await resolve_link(link, credentials, config)
     if target is None:
         target = (parent_dir or Path.cwd()) / default_target_name(repo)
     async with open_source(repo, credentials, config, progress) as source:

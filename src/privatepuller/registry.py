@@ -24,14 +24,21 @@ def _types_of(function: Any, parameter: str) -> tuple[type, ...]:
 
 def our_resolvers(credentials: CredentialSource | None = None) -> list[Any]:
     from .resolvers.canvas import CanvasResolver, CanvasURLResolver
+    from .resolvers.gdrive import GoogleDriveResolver, GoogleDriveURLResolver
 
-    return [CanvasURLResolver(), CanvasResolver(credentials)]
+    return [
+        CanvasURLResolver(),
+        CanvasResolver(credentials),
+        GoogleDriveURLResolver(),
+        GoogleDriveResolver(credentials),
+    ]
 
 
 def our_fetchers(credentials: CredentialSource | None = None) -> list[Any]:
     from .fetchers.canvas import CanvasFetcher
+    from .fetchers.gdrive import GoogleDriveFetcher
 
-    return [CanvasFetcher(credentials)]
+    return [CanvasFetcher(credentials), GoogleDriveFetcher(credentials)]
 
 
 def register(credentials: CredentialSource | None = None) -> None:

@@ -148,7 +148,7 @@ def load_service_account(key_path: Path):  # -> google.oauth2.service_account.Cr
             f"The Google service-account key file {key_path} does not exist "
             "(GOOGLE_APPLICATION_CREDENTIALS)."
         ) from None
-    except PermissionError:
+    except (PermissionError, IsADirectoryError):
         raise ConfigurationError(
             f"The Google service-account key file {key_path} is not readable by this server."
         ) from None
@@ -161,11 +161,17 @@ def load_service_account(key_path: Path):  # -> google.oauth2.service_account.Cr
             f'{key_path} is not a Google service-account key (its "type" is not '
             '"service_account"). Create a JSON key for the service account in the Cloud console.'
         )
+    missing = [k for k in ("client_email", "token_uri", "private_key") if not info.get(k)]
+    if missing:
+        raise ConfigurationError(
+            f"The Google service-account key {key_path} is incomplete (it has no "
+            f"{', '.join(missing)}). Download a new JSON key from the Cloud console."
+        )
     try:
         return service_account.Credentials.from_service_account_info(
             info, scopes=[DRIVE_READONLY_SCOPE]
         )
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         raise ConfigurationError(
             f"The Google service-account key {key_path} is incomplete or its private key "
             "cannot be read."

@@ -1,0 +1,501 @@
+"""Google Drive folders and files -> a listing with change keys, and streamed downloads.
+
+Listing walks the folder breadth-first with `'<id>' in parents and trashed = false` (one paged
+`files.list` per folder, run concurrently under the session's limit). Shortcuts are followed
+(dangling ones and loops are skipped and reported). Local names are assigned afterwards, in a
+fixed order (name, then creation time, then id), so duplicates, `/` in names and names that
+differ only in case always get the same local names.
+
+Blobs download with `alt=media`; Colab notebooks are blobs and land as `.ipynb`; Docs, Sheets,
+Slides, Drawings and Apps Script are exported (see `ExportFormats` for the defaults). Change
+keys: `md5Checksum` (and size) for blobs, `version` (and the export format) for Google files,
+so a re-sync downloads only what changed. Size limits are applied by the sync engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..auth.backoff import GOOGLE_POLICY, BackoffPolicy
+from ..auth.credentials import CredentialSource, EnvCredentialSource
+from ..auth.session import WaitCallback
+from ..errors import ConfigurationError, DownloadFailed, NoAccess, NotFound
+from ..resolvers.gdrive import ID_RE, GoogleDriveFile, GoogleDriveFolder, GoogleDriveResolver
+from ..sync.engine import SyncConfig, download_tree
+from ..sync.manifest import Listing, RemoteFile, Skipped
+from ..sync.names import LocalNamer, sanitize_component
+from .gdrive_api import COLAB, FOLDER, SHORTCUT, DriveAPI, is_google_native, kind_name
+
+DOCUMENT = "application/vnd.google-apps.document"
+SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+PRESENTATION = "application/vnd.google-apps.presentation"
+DRAWING = "application/vnd.google-apps.drawing"
+SCRIPT = "application/vnd.google-apps.script"
+
+EXPORT_LIMIT = 10 * 1024 * 1024  # Drive: "the exported content is limited to 10 MB"
+EXPORTS_ENV = "PRIVATEPULLER_DRIVE_EXPORTS"
+MAX_FOLDERS = 10_000  # folder visits per listing (shortcuts can multiply them)
+MAX_DEPTH = 40
+
+_PDF = "application/pdf"
+# Export targets per Google type (reference: ref-export-formats), by file extension.
+EXPORT_CHOICES: dict[str, dict[str, str]] = {
+    DOCUMENT: {
+        "md": "text/markdown",
+        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "odt": "application/vnd.oasis.opendocument.text",
+        "rtf": "application/rtf",
+        "pdf": _PDF,
+        "txt": "text/plain",
+        "html": "text/html",
+        "zip": "application/zip",
+        "epub": "application/epub+zip",
+    },
+    SPREADSHEET: {
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "ods": "application/vnd.oasis.opendocument.spreadsheet",
+        "csv": "text/csv",
+        "tsv": "text/tab-separated-values",
+        "pdf": _PDF,
+        "zip": "application/zip",
+    },
+    PRESENTATION: {
+        "pdf": _PDF,
+        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "odp": "application/vnd.oasis.opendocument.presentation",
+        "txt": "text/plain",
+        "png": "image/png",
+        "jpg": "image/jpeg",
+        "svg": "image/svg+xml",
+    },
+    DRAWING: {"svg": "image/svg+xml", "png": "image/png", "jpg": "image/jpeg", "pdf": _PDF},
+    SCRIPT: {"json": "application/vnd.google-apps.script+json"},
+}
+# The defaults suit Jupyter: JupyterLab renders Markdown, SVG and PDF itself; .xlsx keeps every
+# sheet (CSV would keep only the first) and pandas reads it with `pd.read_excel`.
+DEFAULT_EXPORTS: dict[str, str] = {
+    DOCUMENT: "md",
+    SPREADSHEET: "xlsx",
+    PRESENTATION: "pdf",
+    DRAWING: "svg",
+    SCRIPT: "json",
+}
+KIND_ALIASES: dict[str, str] = {
+    "document": DOCUMENT,
+    "doc": DOCUMENT,
+    "docs": DOCUMENT,
+    "spreadsheet": SPREADSHEET,
+    "sheet": SPREADSHEET,
+    "sheets": SPREADSHEET,
+    "presentation": PRESENTATION,
+    "slides": PRESENTATION,
+    "drawing": DRAWING,
+    "script": SCRIPT,
+}
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    mime_type: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class ExportFormats:
+    """Which format each Google type is exported to (defaults: `DEFAULT_EXPORTS`).
+
+    Configurable with `ExportFormats.parse("document=docx,spreadsheet=csv")`, or on a server
+    with the environment variable `PRIVATEPULLER_DRIVE_EXPORTS` in the same syntax; `kind=none`
+    skips that kind. Kinds: document, spreadsheet, presentation, drawing, script.
+    """
+
+    formats: tuple[tuple[str, ExportFormat], ...] = tuple(
+        (source, ExportFormat(EXPORT_CHOICES[source][ext], ext))
+        for source, ext in DEFAULT_EXPORTS.items()
+    )
+
+    def get(self, source_mime: str) -> ExportFormat | None:
+        return dict(self.formats).get(source_mime)
+
+    @classmethod
+    def parse(cls, spec: str) -> ExportFormats:
+        chosen: dict[str, ExportFormat | None] = dict(cls().formats)
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            kind, sep, target = (s.strip().lower() for s in part.partition("="))
+            source = KIND_ALIASES.get(kind)
+            if not sep or source is None:
+                raise ConfigurationError(
+                    f"{EXPORTS_ENV}: “{part.strip()}” is not kind=format; kinds are "
+                    f"{', '.join(sorted(set(KIND_ALIASES) - {'doc', 'docs', 'sheet', 'sheets'}))}."
+                )
+            choices = EXPORT_CHOICES[source]
+            if target in ("none", "skip"):
+                chosen[source] = None
+                continue
+            by_mime = {mime: ext for ext, mime in choices.items()}
+            ext = target.lstrip(".") if target.lstrip(".") in choices else by_mime.get(target)
+            if ext is None:
+                raise ConfigurationError(
+                    f"{EXPORTS_ENV}: a {kind} cannot be exported as “{target}”; choose one of "
+                    f"{', '.join(choices)}."
+                )
+            chosen[source] = ExportFormat(choices[ext], ext)
+        return cls(tuple((s, f) for s, f in chosen.items() if f is not None))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportFormats:
+        spec = (os.environ if environ is None else environ).get(EXPORTS_ENV, "")
+        return cls.parse(spec) if spec.strip() else cls()
+
+
+@dataclass(frozen=True)
+class DriveDownload:
+    """What `GoogleDriveSource.download` needs for one file."""
+
+    file_id: str
+    export: ExportFormat | None  # None: a blob (alt=media)
+    chain: tuple[str, ...]  # ancestor folder ids, nearest first (resource keys)
+
+
+@dataclass
+class _Node:
+    """One visit of a folder (a folder reached through two shortcuts is visited twice)."""
+
+    key: str  # ids from the root: unique per visit
+    folder_id: str
+    name: str
+    chain: tuple[str, ...]  # this folder and its ancestors, nearest first
+    drive_id: str | None
+    depth: int = 0
+    folders: list[tuple[tuple[str, str, str, str], _Node]] = field(default_factory=list)
+    # (order, local name before de-duplication, the file (a shortcut's target), entry id)
+    files: list[tuple[tuple[str, str, str, str], str, dict[str, Any], str]] = field(
+        default_factory=list
+    )
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # name, reason, detail
+
+
+Items = list[dict[str, Any]]
+Nodes = list[_Node]
+
+
+def with_extension(name: str, extension: str) -> str:
+    return name if name.lower().endswith("." + extension.lower()) else f"{name}.{extension}"
+
+
+def _order(local_name: str, item: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Local names are claimed in this order: among names that collide (exactly or only by
+    case), the oldest item keeps the name, so a newly added duplicate never renames it."""
+    created = str(item.get("createdTime", ""))
+    return (local_name.casefold(), created, str(item.get("id", "")), local_name)
+
+
+class GoogleDriveSource:
+    """One resolved Drive folder or file, read through an open `DriveAPI`."""
+
+    def __init__(
+        self,
+        api: DriveAPI,
+        repo: GoogleDriveFolder | GoogleDriveFile,
+        exports: ExportFormats | None = None,
+    ) -> None:
+        self.api = api
+        self.repo = repo
+        self.exports = exports or ExportFormats()
+        origin = str(api.session.origin)
+        if isinstance(repo, GoogleDriveFolder):
+            self.key = f"gdrive:{origin}/folders/{repo.folder_id}"
+            api.remember_key(repo.folder_id, repo.resource_key)
+        else:
+            self.key = f"gdrive:{origin}/files/{repo.file_id}"
+            api.remember_key(repo.file_id, repo.resource_key)
+
+    async def list(self) -> Listing:
+        if isinstance(self.repo, GoogleDriveFile):
+            return await self._list_file(self.repo)
+        return await self._list_folder(self.repo)
+
+    # --- one file -------------------------------------------------------------------------
+
+    async def _list_file(self, repo: GoogleDriveFile) -> Listing:
+        item = await self.api.get_file(repo.file_id, what=f"“{repo.name}”")
+        if item.get("trashed"):
+            raise NotFound(
+                f"“{repo.name}” is in its owner's Google Drive trash, so it cannot be pulled."
+            )
+        raw = self._local_name(str(item.get("name") or repo.name), item)
+        path = sanitize_component(raw)
+        stem = path.rsplit(".", 1)[0] if "." in path.strip(".") else path
+        planned = self._plan(path, item, ())
+        if isinstance(planned, Skipped):
+            return Listing(stem, (), (planned,))
+        return Listing(stem, (planned,))
+
+    # --- a folder tree --------------------------------------------------------------------
+
+    async def _list_folder(self, repo: GoogleDriveFolder) -> Listing:
+        root = _Node(repo.folder_id, repo.folder_id, repo.name, (repo.folder_id,), repo.drive_id)
+        nodes = await self._walk(root)
+
+        namer = LocalNamer()
+        namer.root(root.key)
+        paths = {root.key: ""}
+        remote: list[RemoteFile] = []
+        skipped: list[Skipped] = []
+        for node in nodes:  # breadth-first: a folder is named before its children
+            parent = paths[node.key]
+            for _, child in sorted(node.folders, key=lambda pair: pair[0]):
+                paths[child.key] = namer.folder(child.key, node.key, child.name)
+            for _, raw, item, entry_id in sorted(node.files, key=lambda entry: entry[0]):
+                path = namer.file(f"{node.key}/{entry_id}", node.key, raw)
+                planned = self._plan(path, item, node.chain)
+                if isinstance(planned, Skipped):
+                    skipped.append(planned)
+                else:
+                    remote.append(planned)
+            for name, reason, detail in node.skipped:
+                shown = sanitize_component(name)
+                skipped.append(Skipped(f"{parent}/{shown}" if parent else shown, reason, detail))
+        return Listing(repo.name, tuple(remote), tuple(skipped))
+
+    async def _walk(self, root: _Node) -> Nodes:
+        """All folder visits, breadth-first; children lists are fetched once per folder."""
+        listings: dict[str, Items] = {}
+        targets: dict[str, dict[str, Any] | None] = {}
+        nodes: Nodes = []
+        level = [root]
+        while level:
+            nodes.extend(level)
+            if len(nodes) > MAX_FOLDERS:
+                raise DownloadFailed(
+                    f"“{root.name}” has more than {MAX_FOLDERS} folders (counting shortcuts); "
+                    "pull a smaller folder."
+                )
+            todo = {n.folder_id: n for n in level if n.folder_id not in listings}
+            results = await asyncio.gather(*(self._children(n) for n in todo.values()))
+            listings.update(zip(todo, results, strict=True))
+
+            wanted: dict[str, tuple[str, ...]] = {}
+            for node in level:
+                for item in listings[node.folder_id]:
+                    if item.get("mimeType") == SHORTCUT:
+                        details = item.get("shortcutDetails") or {}
+                        target_id = str(details.get("targetId") or "")
+                        self.api.remember_key(target_id, details.get("targetResourceKey"))
+                        if ID_RE.match(target_id) and target_id not in targets:
+                            wanted.setdefault(target_id, node.chain)
+            found = await asyncio.gather(*(self._target(t, c) for t, c in wanted.items()))
+            targets.update(zip(wanted, found, strict=True))
+
+            next_level: Nodes = []
+            for node in level:
+                for item in listings[node.folder_id]:
+                    child = self._place(node, item, targets)
+                    if child is not None:
+                        next_level.append(child)
+            # Visit children in a fixed order, so naming never depends on response timing.
+            level = [n for _, n in sorted(((n.name, n.key), n) for n in next_level)]
+        return nodes
+
+    async def _children(self, node: _Node) -> Items:
+        items = await self.api.list_children(
+            node.folder_id,
+            what=f"the folder “{node.name}”",
+            chain=node.chain[1:],
+            drive_id=node.drive_id,
+        )
+        for item in items:
+            self.api.remember_key(str(item.get("id", "")), item.get("resourceKey"))
+        return items
+
+    async def _target(self, target_id: str, chain: tuple[str, ...]) -> dict[str, Any] | None:
+        """A shortcut's target, or None when it is gone (404) or not visible to the hub."""
+        try:
+            item = await self.api.get_file(target_id, what="a shortcut's target", chain=chain)
+        except (NotFound, NoAccess):
+            return None
+        return None if item.get("trashed") else item
+
+    def _place(
+        self, node: _Node, item: dict[str, Any], targets: Mapping[str, dict[str, Any] | None]
+    ) -> _Node | None:
+        """Sort one listed item into `node`; returns a child folder visit to walk, if any."""
+        name = str(item.get("name") or item.get("id") or "unnamed")
+        item_id = str(item.get("id", ""))
+        if not ID_RE.match(item_id):
+            node.skipped.append((name, "invalid", "Google Drive returned an unusable id"))
+            return None
+        mime = item.get("mimeType")
+        if mime == SHORTCUT:
+            details = item.get("shortcutDetails") or {}
+            target = targets.get(str(details.get("targetId") or ""))
+            if target is None:
+                node.skipped.append(
+                    (name, "dangling_shortcut", "its target was deleted or is not shared")
+                )
+                return None
+            if target.get("mimeType") == SHORTCUT:
+                node.skipped.append((name, "dangling_shortcut", "it points to another shortcut"))
+                return None
+            if target.get("mimeType") != FOLDER:
+                local = self._local_name(name, target)
+                node.files.append((_order(local, item), local, target, item_id))
+                return None
+            return self._child(node, name, item, target)
+        if mime == FOLDER:
+            return self._child(node, name, item, item)
+        local = self._local_name(name, item)
+        node.files.append((_order(local, item), local, item, item_id))
+        return None
+
+    def _child(
+        self, node: _Node, name: str, entry: dict[str, Any], folder: dict[str, Any]
+    ) -> _Node | None:
+        folder_id = str(folder["id"])
+        if folder_id in node.chain:
+            node.skipped.append(
+                (name, "shortcut_loop", "it points to a folder that contains it; not followed")
+            )
+            return None
+        if node.depth + 1 > MAX_DEPTH:
+            node.skipped.append((name, "too_deep", f"more than {MAX_DEPTH} folders deep"))
+            return None
+        child = _Node(
+            key=f"{node.key}/{entry['id']}",
+            folder_id=folder_id,
+            name=name,
+            chain=(folder_id, *node.chain),
+            drive_id=folder.get("driveId") or None,
+            depth=node.depth + 1,
+        )
+        node.folders.append((_order(name, entry), child))
+        return child
+
+    # --- per file -------------------------------------------------------------------------
+
+    def _local_name(self, name: str, item: dict[str, Any]) -> str:
+        mime = str(item.get("mimeType", ""))
+        if mime.startswith(COLAB):
+            return with_extension(name, "ipynb")
+        if is_google_native(mime):
+            export = self.exports.get(mime)
+            return with_extension(name, export.extension) if export else name
+        return name
+
+    def _plan(
+        self, path: str, item: dict[str, Any], chain: tuple[str, ...]
+    ) -> RemoteFile | Skipped:
+        mime = str(item.get("mimeType", ""))
+        file_id = str(item["id"])
+        version = str(item.get("version", ""))
+        if (item.get("capabilities") or {}).get("canDownload") is False:
+            return Skipped(path, "locked", "its owner turned off downloading for viewers")
+        if is_google_native(mime):
+            export = self.exports.get(mime)
+            if export is None and mime in EXPORT_CHOICES:
+                return Skipped(
+                    path, "not_exported", f"exporting a {kind_name(mime)} is turned off here"
+                )
+            if export is None:
+                return Skipped(path, "not_exportable", f"a {kind_name(mime)} has no file form")
+            if _int(item.get("size")) > EXPORT_LIMIT:
+                return Skipped(
+                    path,
+                    "export_too_large",
+                    f"Google exports at most 10 MB and this {kind_name(mime)} is larger; ask "
+                    "for it as a file",
+                )
+            key = f"gdrive:export:{file_id}:{version}:{export.mime_type}"
+            return RemoteFile(path, None, key, DriveDownload(file_id, export, chain))
+        size = _int(item.get("size")) if item.get("size") is not None else None
+        md5 = item.get("md5Checksum")
+        if md5:
+            key = f"gdrive:md5:{md5}:{size}"
+        else:
+            key = f"gdrive:rev:{file_id}:{version}:{item.get('modifiedTime')}"
+        return RemoteFile(path, size, key, DriveDownload(file_id, None, chain))
+
+    async def download(
+        self,
+        file: RemoteFile,
+        dest: Path,
+        *,
+        max_bytes: int | None,
+        on_bytes: Callable[[int], None],
+    ) -> int:
+        source: DriveDownload = file.source
+        what = f"“{file.path}”"
+        if source.export is not None:
+            return await self.api.export(
+                source.file_id,
+                source.export.mime_type,
+                dest,
+                what=what,
+                chain=source.chain,
+                max_bytes=max_bytes,
+                on_bytes=on_bytes,
+            )
+        return await self.api.download_blob(
+            source.file_id,
+            dest,
+            what=what,
+            chain=source.chain,
+            max_bytes=max_bytes,
+            on_bytes=on_bytes,
+        )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+class GoogleDriveFetcher:
+    """repoproviders fetcher for resolved Drive folders and files (the hub's service account)."""
+
+    def __init__(
+        self,
+        credentials: CredentialSource | None = None,
+        *,
+        policy: BackoffPolicy = GOOGLE_POLICY,
+        concurrency: int = 8,
+        read_timeout: float = 60.0,
+        exports: ExportFormats | None = None,
+    ) -> None:
+        self.credentials = credentials or EnvCredentialSource()
+        self.policy = policy
+        self.concurrency = concurrency
+        self.read_timeout = read_timeout
+        self.exports = exports
+
+    @asynccontextmanager
+    async def source(
+        self, repo: GoogleDriveFolder | GoogleDriveFile, *, on_wait: WaitCallback | None = None
+    ) -> AsyncIterator[GoogleDriveSource]:
+        credentials = await GoogleDriveResolver(self.credentials).google_credentials()
+        exports = self.exports or ExportFormats.from_env()
+        async with DriveAPI.open(
+            credentials,
+            policy=self.policy,
+            concurrency=self.concurrency,
+            on_wait=on_wait,
+            read_timeout=self.read_timeout,
+        ) as api:
+            yield GoogleDriveSource(api, repo, exports)
+
+    async def fetch(
+        self, repo: GoogleDriveFolder | GoogleDriveFile, output_dir: Path, log: Any = None
+    ) -> None:
+        """Download the folder as it is now into `output_dir` (no git, no merge)."""
+        async with self.source(repo) as source:
+            await download_tree(source, output_dir, SyncConfig())

@@ -1,0 +1,468 @@
+"""The Drive v3 calls privatepuller makes (all GET), with paging, resource keys and clear errors.
+
+Every call goes through the one `ReadOnlySession` (GET only, token only to the Drive API
+origin, `GOOGLE_POLICY` backoff: 429, 403 `userRateLimitExceeded`/`rateLimitExceeded` and 5xx are
+retried; 400, 404 and other 403s are not). Statuses the policy does not retry become errors a
+student (or instructor, or admin) can act on; see `drive_error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from yarl import URL
+
+from ..auth.backoff import GOOGLE_POLICY, BackoffPolicy
+from ..auth.credentials import GoogleCredentials
+from ..auth.session import (
+    HTTPStatusError,
+    ReadOnlySession,
+    ResponseTooLarge,
+    WaitCallback,
+    read_timeout_of,
+)
+from ..errors import (
+    ConfigurationError,
+    DownloadFailed,
+    LoginExpired,
+    NoAccess,
+    NotFound,
+    PullError,
+    RateLimited,
+)
+from ..resolvers.base import DoesNotExist, Exists, NotVisible
+from ..resolvers.gdrive import (
+    ID_RE,
+    RESOURCE_KEY_RE,
+    GoogleDriveFile,
+    GoogleDriveFileLink,
+    GoogleDriveFolder,
+    GoogleDriveFolderLink,
+)
+
+FOLDER = "application/vnd.google-apps.folder"
+SHORTCUT = "application/vnd.google-apps.shortcut"
+GOOGLE_APPS = "application/vnd.google-apps."
+COLAB = "application/vnd.google.colaboratory"  # also ".corp": match the prefix
+
+PAGE_SIZE = 1000  # Drive's maximum
+MAX_PAGES = 10_000  # a server whose tokens never end would otherwise loop forever
+MAX_KEYS_PER_REQUEST = 20  # X-Goog-Drive-Resource-Keys: the item and its nearest ancestors
+RESOURCE_KEYS_HEADER = "X-Goog-Drive-Resource-Keys"
+
+# Enough of each File for syncing (change keys, exports, shortcuts, shared drives, keys).
+FILE_FIELDS = (
+    "id,name,mimeType,size,md5Checksum,version,modifiedTime,createdTime,trashed,driveId,"
+    "resourceKey,capabilities(canDownload),shortcutDetails(targetId,targetMimeType,"
+    "targetResourceKey)"
+)
+LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
+
+# (method, path template) of every Drive call below: all reads.
+ENDPOINTS = (
+    ("GET", "/drive/v3/files"),  # list a folder's children
+    ("GET", "/drive/v3/files/:id"),  # metadata (alt=json) and blob content (alt=media)
+    ("GET", "/drive/v3/files/:id/export"),  # Docs, Sheets, Slides, Drawings
+    ("GET", "/drive/v3/drives/:id"),  # a shared drive's name
+    ("GET", "/drive/v3/about"),  # the service account's e-mail, for "share it with ..."
+)
+
+KIND_NAMES = {
+    "application/vnd.google-apps.document": "Google Doc",
+    "application/vnd.google-apps.spreadsheet": "Google Sheet",
+    "application/vnd.google-apps.presentation": "Google Slides presentation",
+    "application/vnd.google-apps.drawing": "Google Drawing",
+    "application/vnd.google-apps.script": "Apps Script project",
+    "application/vnd.google-apps.form": "Google Form",
+    "application/vnd.google-apps.site": "Google Site",
+    "application/vnd.google-apps.map": "Google My Map",
+    "application/vnd.google-apps.jam": "Jamboard",
+    "application/vnd.google-apps.vid": "Google Vids video",
+    "application/vnd.google-apps.fusiontable": "Fusion Table",
+}
+EXPORTABLE = frozenset(
+    {
+        "application/vnd.google-apps.document",
+        "application/vnd.google-apps.spreadsheet",
+        "application/vnd.google-apps.presentation",
+        "application/vnd.google-apps.drawing",
+        "application/vnd.google-apps.script",
+    }
+)
+
+
+def is_google_native(mime_type: str) -> bool:
+    return mime_type.startswith(GOOGLE_APPS)
+
+
+def kind_name(mime_type: str) -> str:
+    return KIND_NAMES.get(mime_type, "Google Workspace file")
+
+
+class DriveAPI:
+    def __init__(self, session: ReadOnlySession, base: URL, account_email: str | None) -> None:
+        self.session = session
+        self.base = base
+        self.account_email = account_email
+        self._keys: dict[str, str] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        credentials: GoogleCredentials,
+        *,
+        policy: BackoffPolicy = GOOGLE_POLICY,
+        concurrency: int = 8,
+        on_wait: WaitCallback | None = None,
+        read_timeout: float = 60.0,
+    ) -> AsyncIterator[DriveAPI]:
+        session = ReadOnlySession(
+            credentials.origin,
+            credentials.tokens,
+            policy,
+            concurrency=concurrency,
+            on_wait=on_wait,
+            timeout=read_timeout_of(read_timeout),
+        )
+        async with session:
+            yield cls(session, credentials.api_url, credentials.account_email)
+
+    # --- resource keys --------------------------------------------------------------------
+
+    def remember_key(self, item_id: str, key: str | None) -> None:
+        """Keep a resource key (from a link, `resourceKey` or `targetResourceKey`)."""
+        if key and RESOURCE_KEY_RE.match(key) and ID_RE.match(item_id):
+            self._keys[item_id] = key
+
+    def headers(self, chain: Iterable[str]) -> dict[str, str]:
+        """`X-Goog-Drive-Resource-Keys` for an item and its ancestors (nearest first)."""
+        pairs: list[str] = []
+        for item_id in chain:
+            key = self._keys.get(item_id)
+            if key is not None and f"{item_id}/{key}" not in pairs:
+                pairs.append(f"{item_id}/{key}")
+        if len(pairs) > MAX_KEYS_PER_REQUEST:  # keep the nearest ones and the link's root
+            pairs = pairs[: MAX_KEYS_PER_REQUEST - 1] + pairs[-1:]
+        return {RESOURCE_KEYS_HEADER: ",".join(pairs)} if pairs else {}
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def files_url(self, *segments: str) -> URL:
+        url = self.base / "files"
+        for segment in segments:
+            url = url / segment
+        return url
+
+    async def get_file(
+        self, file_id: str, *, what: str, chain: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        params = {"fields": FILE_FIELDS, "supportsAllDrives": "true"}
+        data = await self._get_json(
+            self.files_url(file_id), params, self.headers([file_id, *chain]), what
+        )
+        if not isinstance(data, dict) or data.get("id") != file_id:
+            raise DownloadFailed(f"Google Drive returned something unexpected for {what}.")
+        return data
+
+    async def list_children(
+        self, folder_id: str, *, what: str, chain: Iterable[str] = (), drive_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every child of a folder that is not in the trash, following `nextPageToken` until it
+        is absent (pages may be short or empty while a token is still present)."""
+        params: dict[str, str] = {
+            "q": f"'{folder_id}' in parents and trashed = false",
+            "fields": LIST_FIELDS,
+            "pageSize": str(PAGE_SIZE),
+            "supportsAllDrives": "true",
+            "includeItemsFromAllDrives": "true",
+        }
+        if drive_id is not None and ID_RE.match(drive_id):
+            params |= {"corpora": "drive", "driveId": drive_id}
+        headers = self.headers([folder_id, *chain])
+        items: list[dict[str, Any]] = []
+        seen_tokens: set[str] = set()
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            page_params = params if token is None else {**params, "pageToken": token}
+            data = await self._get_json(self.files_url(), page_params, headers, what)
+            if not isinstance(data, dict) or not isinstance(data.get("files", []), list):
+                raise DownloadFailed(f"Google Drive returned something unexpected for {what}.")
+            if data.get("incompleteSearch"):
+                # A partial listing would delete files from the snapshot: refuse it.
+                raise DownloadFailed(
+                    f"Google Drive could list only part of {what}. Nothing was changed; try "
+                    "again in a few minutes."
+                )
+            items.extend(f for f in data.get("files", []) if isinstance(f, dict))
+            token = data.get("nextPageToken") or None
+            if token is None:
+                return items
+            if token in seen_tokens:
+                raise DownloadFailed(f"Google Drive returned a looping page list for {what}.")
+            seen_tokens.add(token)
+        raise DownloadFailed(f"Google Drive returned too many pages for {what}.")
+
+    async def download_blob(
+        self,
+        file_id: str,
+        dest: Path,
+        *,
+        what: str,
+        chain: Iterable[str] = (),
+        max_bytes: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        params = {"alt": "media", "supportsAllDrives": "true"}
+        return await self._download(
+            self.files_url(file_id), dest, params, [file_id, *chain], what, max_bytes, on_bytes
+        )
+
+    async def export(
+        self,
+        file_id: str,
+        mime_type: str,
+        dest: Path,
+        *,
+        what: str,
+        chain: Iterable[str] = (),
+        max_bytes: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        # As google-api-python-client's `export_media` sends it (alt=media).
+        params = {"mimeType": mime_type, "alt": "media"}
+        url = self.files_url(file_id, "export")
+        return await self._download(url, dest, params, [file_id, *chain], what, max_bytes, on_bytes)
+
+    async def shared_drive_name(self, drive_id: str) -> str | None:
+        try:
+            data = await self._get_json(
+                self.base / "drives" / drive_id, {"fields": "id,name"}, {}, "the shared drive"
+            )
+        except (NotFound, NoAccess):
+            return None
+        return str(data["name"]) if isinstance(data, dict) and data.get("name") else None
+
+    async def service_account_email(self) -> str | None:
+        """The e-mail instructors must share with: from the key file, else from `about`."""
+        if self.account_email:
+            return self.account_email
+        try:
+            data = await self._get_json(
+                self.base / "about", {"fields": "user(emailAddress)"}, {}, "the hub's account"
+            )
+            email = data.get("user", {}).get("emailAddress") if isinstance(data, dict) else None
+        except PullError:
+            return None
+        if isinstance(email, str) and "@" in email:
+            self.account_email = email
+        return self.account_email
+
+    async def share_with_text(self) -> str:
+        email = await self.service_account_email()
+        if email:
+            return email
+        return "the hub's Google service account (your hub administrator knows its address)"
+
+    # --- resolving links ------------------------------------------------------------------
+
+    async def resolve(
+        self, link: GoogleDriveFolderLink | GoogleDriveFileLink
+    ) -> (
+        Exists[GoogleDriveFolder]
+        | Exists[GoogleDriveFile]
+        | DoesNotExist[GoogleDriveFolder]
+        | DoesNotExist[GoogleDriveFile]
+    ):
+        is_folder_link = isinstance(link, GoogleDriveFolderLink)
+        item_id = link.folder_id if isinstance(link, GoogleDriveFolderLink) else link.file_id
+        kind: type = GoogleDriveFolder if is_folder_link else GoogleDriveFile
+        noun = "folder" if is_folder_link else "file"
+        self.remember_key(item_id, link.resource_key)
+        try:
+            item = await self.get_file(item_id, what=f"the Drive {noun} in this link")
+        except NotFound:  # Drive answers 404 for items it will not show this account
+            return NotVisible(kind, await self._not_shared(noun, link.resource_key is None))
+        except NoAccess as error:
+            return NotVisible(kind, error.message)
+
+        if item.get("mimeType") == SHORTCUT:  # someone copied a shortcut's link
+            details = item.get("shortcutDetails") or {}
+            target_id = str(details.get("targetId", ""))
+            self.remember_key(target_id, details.get("targetResourceKey"))
+            try:
+                if not ID_RE.match(target_id):
+                    raise NotFound("bad shortcut")
+                item = await self.get_file(target_id, what=f"the target of “{item.get('name')}”")
+            except (NotFound, NoAccess):
+                return DoesNotExist(
+                    kind,
+                    f"“{item.get('name')}” is a shortcut to something that was deleted or is "
+                    "not shared with the hub. Ask your instructor for a new link.",
+                )
+        name = str(item.get("name") or item["id"])
+        mime = str(item.get("mimeType", ""))
+        if item.get("trashed"):
+            return DoesNotExist(
+                GoogleDriveFolder if mime == FOLDER else GoogleDriveFile,
+                f"“{name}” is in its owner's Google Drive trash, so it cannot be pulled. Ask "
+                "your instructor to restore it from the trash, or for a new link.",
+            )
+        drive_id = item.get("driveId") or None
+        resource_key = self._keys.get(str(item["id"]))
+        if mime == FOLDER:
+            if drive_id is not None and drive_id == item["id"]:  # a shared drive's root
+                name = await self.shared_drive_name(drive_id) or name
+            return Exists(GoogleDriveFolder(str(item["id"]), name, resource_key, drive_id))
+        if is_google_native(mime) and mime not in EXPORTABLE:
+            return DoesNotExist(
+                GoogleDriveFile,
+                f"“{name}” is a {kind_name(mime)}, which Google Drive cannot export as a file, "
+                "so it cannot be pulled.",
+            )
+        if (item.get("capabilities") or {}).get("canDownload") is False:
+            return NotVisible(
+                GoogleDriveFile,
+                f"The owner of “{name}” has turned off downloading for viewers, so it cannot be "
+                "pulled. Ask your instructor to allow downloading, or to share it as Editor.",
+            )
+        return Exists(GoogleDriveFile(str(item["id"]), name, mime, resource_key, drive_id))
+
+    async def _not_shared(self, noun: str, no_key: bool) -> str:
+        message = (
+            f"The Google Drive {noun} in this link does not exist, or it is not shared with this "
+            f"hub. Instructors: share the {noun} (Viewer is enough) with "
+            f"{await self.share_with_text()}."
+        )
+        if no_key:
+            message += (
+                f" If the {noun} is shared only by link, copy the link again with Share → "
+                "Copy link so that it includes its resource key."
+            )
+        return message
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _get_json(
+        self, url: URL, params: Mapping[str, str], headers: Mapping[str, str], what: str
+    ) -> Any:
+        try:
+            data, _ = await self.session.get_json(url, params=params, headers=headers)
+        except HTTPStatusError as error:
+            raise drive_error(error, what, self.account_email) from None
+        except (LoginExpired, RateLimited) as error:
+            raise _session_error(error) from None
+        except ValueError:
+            raise DownloadFailed(
+                f"Google Drive returned something unexpected for {what}."
+            ) from None
+        return data
+
+    async def _download(
+        self,
+        url: URL,
+        dest: Path,
+        params: Mapping[str, str],
+        chain: list[str],
+        what: str,
+        max_bytes: int | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> int:
+        try:
+            return await self.session.download(
+                url,
+                dest,
+                params=params,
+                headers=self.headers(chain),
+                max_bytes=max_bytes,
+                on_bytes=on_bytes,
+            )
+        except HTTPStatusError as error:
+            raise drive_error(error, what, self.account_email) from None
+        except (LoginExpired, RateLimited) as error:
+            raise _session_error(error) from None
+        except ResponseTooLarge:
+            raise DownloadFailed(
+                f"{what} turned out larger than Google Drive said and than the size limit, so "
+                "it was not downloaded."
+            ) from None
+
+
+def _session_error(error: LoginExpired | RateLimited) -> PullError:
+    if isinstance(error, LoginExpired):
+        return LoginExpired(
+            "Google Drive refused the hub's access token: it has expired or was revoked. Stop "
+            "and start your server from the hub's control panel to get a fresh one; if that "
+            "does not help, tell your hub administrator."
+        )
+    return RateLimited(
+        "Google Drive is limiting how fast this hub can download (everyone on the hub shares "
+        "one Drive quota), and it did not let up in time. Nothing was changed; try again in a "
+        "few minutes."
+    )
+
+
+def drive_error(error: HTTPStatusError, what: str, email: str | None = None) -> PullError:
+    """Drive statuses the policy does not retry -> errors for people (no token, no query)."""
+    reason = error.reason or ""
+    share = email or "the hub's Google service account"
+    if error.status == 404:
+        return NotFound(
+            f"Google Drive could not find {what}: it was deleted, or it is no longer shared "
+            f"with {share}."
+        )
+    if error.status == 403:
+        if reason == "downloadQuotaExceeded":
+            return DownloadFailed(
+                f"Google Drive will not let anyone download {what} for now: it was downloaded "
+                "too many times and its download quota is used up (this usually clears within "
+                "24 hours). Ask your instructor to put a fresh copy in the folder, or try again "
+                "tomorrow."
+            )
+        if reason == "cannotDownloadAbusiveFile":
+            return NoAccess(
+                f"Google Drive flagged {what} as malware or spam and does not let anyone "
+                "download it. Ask your instructor to check the file and replace it."
+            )
+        if reason == "insufficientFilePermissions":
+            return NoAccess(
+                f"The hub may see {what} but not download it: its owner turned off "
+                "downloading for viewers. Ask your instructor to allow downloading, or to "
+                "share it as Editor."
+            )
+        if reason == "exportSizeLimitExceeded":
+            return DownloadFailed(
+                f"{what} is too large for Google to convert (Google exports at most 10 MB). "
+                "Ask your instructor to split it or to upload it as a file (File → Download)."
+            )
+        if reason in ("fileNotDownloadable", "fileNotExportable"):
+            return DownloadFailed(f"Google Drive cannot download {what} in this form.")
+        if reason in ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"):
+            return ConfigurationError(
+                "The hub's Google token does not carry the drive.readonly scope. Ask your hub "
+                "administrator to mint it with https://www.googleapis.com/auth/drive.readonly."
+            )
+        if reason in ("domainPolicy", "appNotAuthorizedToFile"):
+            return NoAccess(
+                f"A Google Workspace policy of the owner's organisation does not let the hub "
+                f"read {what}. Ask your instructor to share it from an account without that "
+                "restriction."
+            )
+        return NoAccess(
+            f"Google Drive refused access to {what}"
+            + (f" ({reason})" if reason else "")
+            + f". Ask your instructor to share it with {share}."
+        )
+    if error.status == 400:
+        return DownloadFailed(
+            f"Google Drive rejected the request for {what}"
+            + (f" ({reason})" if reason else "")
+            + ". This is a bug in privatepuller; please report it."
+        )
+    return DownloadFailed(
+        f"Google Drive answered {error.status} for {what}. Nothing was changed; try again in a "
+        "few minutes."
+    )
