@@ -1,0 +1,113 @@
+"""`c.PrivatePuller.*`: the server extension's settings (jupyter_server_config.py or JSON).
+
+c.PrivatePuller.max_file_size = 200 * 1024 * 1024
+c.PrivatePuller.credential_sources = [
+    "privatepuller.hub.HubCredentialSource",          # the user's fresh auth_state
+    "privatepuller.auth.credentials.EnvCredentialSource",
+]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from traitlets import Float, Int, List, Type, Unicode, default
+from traitlets.config import Configurable
+
+from ..auth.credentials import ChainedCredentialSource, CredentialSource, EnvCredentialSource
+from ..sync.engine import MiB, SyncConfig, default_home
+
+
+class PrivatePuller(Configurable):
+    """Settings of the privatepuller Jupyter server extension."""
+
+    max_file_size = Int(
+        100 * MiB,
+        config=True,
+        help="Files larger than this (bytes) are not copied; the student is told which ones.",
+    )
+    max_total_size = Int(
+        1024 * MiB,
+        config=True,
+        help="Files past this running total (bytes) are not copied; the student is told.",
+    )
+    concurrency = Int(4, config=True, help="Downloads at once (lowered when throttled).")
+    lock_wait = Float(
+        0.0,
+        config=True,
+        help="""Seconds a second click waits for a running sync of the same folder before it is
+        told the folder is busy. The default (0) answers at once, like nbgitpuller.""",
+    )
+    home = Unicode(
+        "",
+        config=True,
+        help="""Where local origins and locks live. Default: $PRIVATEPULLER_HOME or
+        ~/.privatepuller.""",
+    )
+    read_timeout = Float(
+        60.0, config=True, help="Seconds without a byte before a download counts as stalled."
+    )
+    backoff_scale = Float(
+        1.0,
+        config=True,
+        help="Below 1, the providers' backoff schedules run faster (tests and demos only).",
+    )
+    resolve_timeout = Float(
+        10.0,
+        config=True,
+        help="""Seconds the progress page waits to learn the folder's name (the default target
+        folder) before it renders anyway; the sync then finds the name itself.""",
+    )
+    credential_sources = List(
+        Type(klass=object),
+        config=True,
+        help="""Credential source classes (or import strings), tried in order; the first that
+        has a credential for a provider wins. Each is constructed with no arguments, or with
+        `parent=` when it is a traitlets Configurable (so it reads its own config). Default:
+        the user's auth_state from JupyterHub (when running under a hub), then the
+        environment (CANVAS_ACCESS_TOKEN, GOOGLE_DRIVE_ACCESS_TOKEN, ...).""",
+    )
+
+    @default("credential_sources")
+    def _credential_sources_default(self) -> list[type]:
+        try:
+            from ..auth.hub import HubCredentialSource
+        except ImportError:
+            return [EnvCredentialSource]
+        return [HubCredentialSource, EnvCredentialSource]
+
+    _credentials: CredentialSource | None = None
+
+    @default("home")
+    def _home_default(self) -> str:
+        return str(default_home())
+
+    def sync_config(self) -> SyncConfig:
+        return SyncConfig(
+            home=Path(os.path.expanduser(self.home)),
+            max_file_size=self.max_file_size,
+            max_total_size=self.max_total_size,
+            concurrency=self.concurrency,
+            lock_wait=self.lock_wait,
+            backoff_scale=self.backoff_scale,
+            read_timeout=self.read_timeout,
+        )
+
+    def credentials(self) -> CredentialSource:
+        """One credential source for the server's lifetime (sources may cache tokens)."""
+        if self._credentials is None:
+            sources = [self._instantiate(cls) for cls in self.credential_sources]
+            self._credentials = (
+                sources[0] if len(sources) == 1 else ChainedCredentialSource(*sources)
+            )
+        return self._credentials
+
+    def _instantiate(self, cls: Any) -> CredentialSource:
+        source: CredentialSource
+        if isinstance(cls, type) and issubclass(cls, Configurable):
+            source = cls(parent=self)  # type: ignore[assignment]
+        else:
+            source = cls()
+        return source
