@@ -112,16 +112,23 @@ def _config(args: argparse.Namespace) -> SyncConfig:
 
 
 async def _pull(args: argparse.Namespace) -> int:
+    from .auth.hub import default_credential_source
     from .pull import pull
 
     target = Path(args.target) if args.target else None
-    report = await pull(args.url, target, config=_config(args), progress=BarProgress())
+    report = await pull(
+        args.url,
+        target,
+        credentials=default_credential_source(),
+        config=_config(args),
+        progress=BarProgress(),
+    )
     print(summary(report))
     return 0
 
 
 async def _resolve(args: argparse.Namespace) -> int:
-    from .auth.credentials import EnvCredentialSource
+    from .auth.hub import default_credential_source
     from .pull import parse_link, resolve_link
 
     link = parse_link(args.url)
@@ -129,7 +136,7 @@ async def _resolve(args: argparse.Namespace) -> int:
         print("Not a Canvas or Google Drive link that privatepuller pulls.")
         return 1
     print(link)
-    print(await resolve_link(link, EnvCredentialSource()))
+    print(await resolve_link(link, default_credential_source()))
     return 0
 
 

@@ -1,0 +1,39 @@
+"""Helpers for jupyterhub_config.py: Canvas login, token passthrough and freshness.
+
+    from privatepuller.hub import CanvasPassthrough
+
+    CanvasPassthrough(
+        "https://canvas.example.edu",
+        google_service_account_key="/etc/jupyterhub/secrets/drive-sa.json",
+    ).configure(c)
+
+See docs/admin.md for the complete configuration and what to ask Canvas administrators for.
+This package runs inside the hub; the user-server side is `privatepuller.auth.hub`.
+"""
+
+from ..auth.hub import HubCredentialSource, default_credential_source
+from .canvas import (
+    CANVAS_SCOPES,
+    TOKEN_PARAMS,
+    canvas_oauth_settings,
+    canvas_urls,
+    scope_regex,
+    scopes_allow,
+)
+from .google import ServiceAccountMinter
+from .passthrough import PASSTHROUGH_ROLES, CanvasPassthrough, merge_roles
+
+__all__ = [
+    "CANVAS_SCOPES",
+    "PASSTHROUGH_ROLES",
+    "TOKEN_PARAMS",
+    "CanvasPassthrough",
+    "HubCredentialSource",
+    "ServiceAccountMinter",
+    "canvas_oauth_settings",
+    "canvas_urls",
+    "default_credential_source",
+    "merge_roles",
+    "scope_regex",
+    "scopes_allow",
+]

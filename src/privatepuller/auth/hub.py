@@ -1,0 +1,337 @@
+"""Credentials from JupyterHub: the user's fresh `auth_state`, read at every sync.
+
+On the hub, `privatepuller.hub` keeps the student's Canvas token (and a Google token minted
+from the hub's service account) in the user's encrypted `auth_state` and renews them before
+they expire. Environment variables set at spawn time freeze for the server's lifetime, so the
+server asks the hub instead, with its own `$JUPYTERHUB_API_TOKEN`:
+
+    GET $JUPYTERHUB_API_URL/users/$JUPYTERHUB_USER        Authorization: token ...
+
+Not `/user`: that handler never fills in `auth_state` (jupyterhub/jupyterhub#5103). The
+response only carries `auth_state` when both the `user` and the `server` roles have
+`admin:auth_state!user` (docs/admin.md); without them this source stands aside and the
+environment (`EnvCredentialSource`) is used. The request also makes the hub run
+`refresh_user` when the user's auth is older than `auth_refresh_age`, so the answer already
+holds renewed tokens.
+
+The hub's answer contains tokens: it is never logged, and neither is anything taken from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+from yarl import URL
+
+from ..errors import ConfigurationError, NotConfigured, PullError
+from .credentials import (
+    DRIVE_API_URL,
+    CanvasCredentials,
+    ChainedCredentialSource,
+    CredentialSource,
+    EnvCredentialSource,
+    GoogleCredentials,
+)
+from .origin import Origin
+
+log = logging.getLogger("privatepuller")
+
+# -- the auth_state layout shared with privatepuller.hub (the hub side writes it) -------------
+#
+# auth_state["access_token"], ["refresh_token"], ["token_response"]: OAuthenticator's own keys
+#     (the Canvas token). ["token_response"][OBTAINED_AT_KEY]: when Canvas issued it.
+# auth_state[AUTH_STATE_KEY] = {
+#     "canvas_base_url": "https://canvas.example.edu",
+#     "canvas_obtained_at": <epoch seconds>, "canvas_expires_at": <epoch seconds or None>,
+#     "google": {"access_token", "expires_at", "obtained_at", "service_account_email"}
+#               or {"error": <sentence for the student>},
+# }
+AUTH_STATE_KEY = "privatepuller"
+OBTAINED_AT_KEY = "privatepuller_obtained_at"
+
+# Set by the hub's auth_state_hook when it had nothing to pass, so that a server which cannot
+# read auth_state itself can still tell the student why (values: HUB_STATUS_*).
+HUB_STATUS_ENV = "PRIVATEPULLER_HUB_STATUS"
+HUB_STATUS_AUTH_STATE_DISABLED = "auth_state_disabled"
+HUB_STATUS_NO_CANVAS_LOGIN = "no_canvas_login"
+
+NO_CANVAS_LOGIN = (
+    "Your hub login does not include a Canvas login (you may have logged in another way, or "
+    "before Canvas login was set up on this hub). Log out of the hub, log in again with "
+    "Canvas, then click the link once more."
+)
+AUTH_STATE_DISABLED = (
+    "This hub is not set up to pass your Canvas login to your server (its auth_state is turned "
+    "off). Ask your hub administrator to enable it; privatepuller's admin guide "
+    "(docs/admin.md) says how."
+)
+_STATUS_MESSAGES = {
+    HUB_STATUS_AUTH_STATE_DISABLED: AUTH_STATE_DISABLED,
+    HUB_STATUS_NO_CANVAS_LOGIN: NO_CANVAS_LOGIN,
+}
+
+Provider = Literal["canvas", "google"]
+
+
+@dataclass(frozen=True)
+class HubAnswer:
+    """What the hub said about the user: `readable` is False when the model had no
+    `auth_state` key (the server's token lacks `admin:auth_state`)."""
+
+    readable: bool
+    auth_state: dict[str, Any] | None
+
+
+class HubToken:
+    """A token that came from the hub; `renew()` asks the hub again (once per 401)."""
+
+    def __init__(self, source: HubCredentialSource, provider: Provider, value: str) -> None:
+        self._source = source
+        self._provider = provider
+        self._value = value
+        self._generation = 0
+        self._failed_generation = -1
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"HubToken({self._provider})"
+
+    async def token(self) -> str:
+        return self._value
+
+    async def renew(self) -> bool:
+        # Several downloads can hit the same 401 at once: the first asks the hub, the others
+        # learn its result instead of asking again.
+        generation = self._generation
+        async with self._lock:
+            if self._generation != generation:
+                return True
+            if self._failed_generation == generation:
+                return False
+            fresh = await self._source.fresh_token(self._provider)
+            if fresh and fresh != self._value:
+                self._value = fresh
+                self._generation += 1
+                return True
+            self._failed_generation = generation
+            return False
+
+
+class HubCredentialSource:
+    """Canvas and Google credentials from the user's `auth_state`, read from the hub.
+
+    Constructed with no arguments it reads `JUPYTERHUB_API_URL`, `JUPYTERHUB_API_TOKEN` and
+    `JUPYTERHUB_USER` (set by JupyterHub in every single-user server); without them it has
+    nothing to offer and returns None, so the next source in a chain is used.
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        renew_delay: float = 1.0,
+        cache_seconds: float = 5.0,
+        timeout: float = 15.0,
+    ) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._api_url = self._environ.get("JUPYTERHUB_API_URL", "").strip().rstrip("/")
+        self._api_token = self._environ.get("JUPYTERHUB_API_TOKEN", "").strip()
+        self._user = self._environ.get("JUPYTERHUB_USER", "").strip()
+        # A 401 may race the hub's own refresh of the same token: give it a moment.
+        self.renew_delay = renew_delay
+        # One sync asks for credentials a few times (resolve, fetch): one hub request serves
+        # them all. A renewal always bypasses this.
+        self.cache_seconds = cache_seconds
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._cached: tuple[float, HubAnswer] | None = None
+        self._lock = asyncio.Lock()
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"HubCredentialSource(user={self._user!r})"
+
+    @property
+    def configured(self) -> bool:
+        """True inside a JupyterHub single-user server (the hub API and a token are known)."""
+        return bool(self._api_url and self._api_token and self._user)
+
+    # -- CredentialSource ----------------------------------------------------------------
+
+    async def canvas(self) -> CanvasCredentials | None:
+        answer = await self._answer()
+        if answer is None or not answer.readable:
+            self._explain_missing_canvas(answer)
+            return None
+        state = answer.auth_state or {}
+        token = _text(state.get("access_token"))
+        if not token:
+            self._explain_missing_canvas(answer)
+            return None
+        section = _section(state)
+        base_url = (
+            _text(section.get("canvas_base_url"))
+            or self._environ.get("CANVAS_BASE_URL", "").strip()
+        )
+        if not base_url:
+            self._warn_once(
+                "no-base-url",
+                "privatepuller: the hub's auth_state has a Canvas token but no Canvas URL; is "
+                "privatepuller.hub's modify_auth_state_hook configured on the hub?",
+            )
+            return None
+        try:
+            origin = Origin.of(base_url).require_secure()
+        except PullError:
+            raise ConfigurationError(
+                "The hub's Canvas URL is not a valid https URL; ask the hub admin to fix it."
+            ) from None
+        return CanvasCredentials(origin, HubToken(self, "canvas", token))
+
+    async def google(self) -> GoogleCredentials | None:
+        answer = await self._answer()
+        if answer is None or not answer.readable or not answer.auth_state:
+            return None
+        google = _section(answer.auth_state).get("google")
+        if not isinstance(google, dict):
+            return None
+        token = _text(google.get("access_token"))
+        if not token:
+            problem = _text(google.get("error"))
+            if problem and not self._environ_has_google():
+                raise ConfigurationError(problem)
+            return None
+        api_url = URL(self._environ.get("GOOGLE_DRIVE_API_URL", "").strip() or DRIVE_API_URL)
+        if not api_url.path.endswith("/"):
+            api_url = api_url.with_path(api_url.path + "/")
+        Origin.of(api_url).require_secure()
+        email = _text(google.get("service_account_email")) or None
+        return GoogleCredentials(api_url, HubToken(self, "google", token), email)
+
+    # -- talking to the hub ----------------------------------------------------------------
+
+    async def fresh_token(self, provider: Provider) -> str | None:
+        """Ask the hub again, bypassing the cache (after a 401)."""
+        if self.renew_delay > 0:
+            await asyncio.sleep(self.renew_delay)
+        answer = await self._answer(fresh=True)
+        if answer is None or not answer.auth_state:
+            return None
+        state = answer.auth_state
+        if provider == "canvas":
+            return _text(state.get("access_token")) or None
+        google = _section(state).get("google")
+        return _text(google.get("access_token")) or None if isinstance(google, dict) else None
+
+    async def _answer(self, *, fresh: bool = False) -> HubAnswer | None:
+        if not self.configured:
+            return None
+        async with self._lock:
+            now = time.monotonic()
+            if (
+                not fresh
+                and self._cached is not None
+                and now - self._cached[0] < self.cache_seconds
+            ):
+                return self._cached[1]
+            answer = await self._ask_hub()
+            self._cached = None if answer is None else (time.monotonic(), answer)
+            return answer
+
+    async def _ask_hub(self) -> HubAnswer | None:
+        """The user's model from the hub, or None when the hub could not be asked."""
+        url = URL(f"{self._api_url}/users/{_quote_segment(self._user)}", encoded=True)
+        headers = {"Authorization": f"token {self._api_token}", "Accept": "application/json"}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self._timeout, trust_env=False) as http,
+                http.get(url, headers=headers, allow_redirects=False) as response,
+            ):
+                if response.status != 200:
+                    # The status alone: the body is the hub's, but never risk echoing it.
+                    self._warn_once(
+                        f"status-{response.status}",
+                        "privatepuller: the hub answered HTTP %d when asked for %s's "
+                        "auth_state; using the server's environment instead.",
+                        response.status,
+                        self._user,
+                    )
+                    return None
+                model = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            self._warn_once(
+                "unreachable",
+                "privatepuller: could not ask the hub for %s's auth_state (%s); using the "
+                "server's environment instead.",
+                self._user,
+                type(error).__name__,
+            )
+            return None
+        if not isinstance(model, dict):
+            return None
+        if "auth_state" not in model:
+            self._warn_once(
+                "not-readable",
+                "privatepuller: this server's token may not read its user's auth_state, so "
+                "Canvas tokens cannot be renewed while the server runs. Give the 'user' and "
+                "'server' roles the scope admin:auth_state!user (see docs/admin.md).",
+            )
+            return HubAnswer(False, None)
+        state = model["auth_state"]
+        return HubAnswer(True, state if isinstance(state, dict) else None)
+
+    # -- explanations ----------------------------------------------------------------------
+
+    def _explain_missing_canvas(self, answer: HubAnswer | None) -> None:
+        """Raise a clear error when we know why there is no Canvas login and the environment
+        has none either; otherwise return, so the environment answers."""
+        if self._environ.get("CANVAS_ACCESS_TOKEN", "").strip():
+            return
+        status = self._environ.get(HUB_STATUS_ENV, "")
+        if answer is not None and answer.readable:
+            # The hub itself says this user's auth_state holds no Canvas token.
+            raise NotConfigured(_STATUS_MESSAGES.get(status, NO_CANVAS_LOGIN))
+        if status in _STATUS_MESSAGES:
+            raise NotConfigured(_STATUS_MESSAGES[status])
+
+    def _environ_has_google(self) -> bool:
+        return bool(
+            self._environ.get("GOOGLE_DRIVE_ACCESS_TOKEN", "").strip()
+            or self._environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+        )
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+
+def default_credential_source(environ: Mapping[str, str] | None = None) -> CredentialSource:
+    """What the server and the CLI should use: the hub's fresh auth_state when running under
+    JupyterHub, then the environment (a token set by hand, or by the hub at spawn)."""
+    env = os.environ if environ is None else environ
+    hub = HubCredentialSource(env)
+    if not hub.configured:
+        return EnvCredentialSource(env)
+    return ChainedCredentialSource(hub, EnvCredentialSource(env))
+
+
+def _section(state: Mapping[str, Any]) -> dict[str, Any]:
+    section = state.get(AUTH_STATE_KEY)
+    return section if isinstance(section, dict) else {}
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _quote_segment(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")

@@ -1,0 +1,128 @@
+"""Canvas as JupyterHub's OAuth2 provider: URLs, settings and developer-key scopes.
+
+`CANVAS_SCOPES` is the exact list a Canvas administrator enables on a scoped developer key
+for privatepuller; the hub requests the same list at login. A test checks every endpoint in
+`privatepuller.fetchers.canvas_api.ENDPOINTS` against it with Canvas's own matching rule
+(`scope_regex`), so the list cannot silently fall behind the fetcher.
+
+Scope names are Canvas's route templates, as printed under each endpoint of the Canvas REST
+API docs (e.g. https://canvas.instructure.com/doc/api/files.html).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from yarl import URL
+
+# Every Canvas API call privatepuller makes, plus the one GenericOAuthenticator makes at login.
+# `:context` in the fetcher is one of courses, groups or users (a student's own files), so
+# each context-scoped route appears three times.
+CANVAS_SCOPES: tuple[str, ...] = (
+    # Login: GenericOAuthenticator's userdata_url, /api/v1/users/self/profile.
+    "url:GET|/api/v1/users/:user_id/profile",
+    # The name of a course or group (the default folder name when linking a whole space).
+    "url:GET|/api/v1/courses/:id",
+    "url:GET|/api/v1/groups/:group_id",
+    # The root folder of a space: folders/root is "Get folder" with id "root".
+    "url:GET|/api/v1/courses/:course_id/folders/:id",
+    "url:GET|/api/v1/groups/:group_id/folders/:id",
+    "url:GET|/api/v1/users/:user_id/folders/:id",
+    # A folder link: "Resolve path".
+    "url:GET|/api/v1/courses/:course_id/folders/by_path/*full_path",
+    "url:GET|/api/v1/groups/:group_id/folders/by_path/*full_path",
+    "url:GET|/api/v1/users/:user_id/folders/by_path/*full_path",
+    # The tree: "List all folders" and "List files" of the space (flat, paginated).
+    "url:GET|/api/v1/courses/:course_id/folders",
+    "url:GET|/api/v1/groups/:group_id/folders",
+    "url:GET|/api/v1/users/:user_id/folders",
+    "url:GET|/api/v1/courses/:course_id/files",
+    "url:GET|/api/v1/groups/:group_id/files",
+    "url:GET|/api/v1/users/:user_id/files",
+    # A single-file link: "Get file".
+    "url:GET|/api/v1/files/:id",
+)
+
+# Paths the fetcher requests that are NOT API routes and so need no scope: Canvas reads an
+# access token only on /api/ requests (AuthenticationMethods#load_pseudonym_from_access_token
+# returns early otherwise), and a file's `url` carries its own `verifier` that authorises the
+# download and its redirect to the file store. Scopes exist only for API routes.
+UNSCOPED_PATH_PREFIXES: tuple[str, ...] = ("/files/",)
+
+# Sent with the authorization-code grant: Canvas deletes the user's older tokens from this
+# developer key, so logging in again does not pile up tokens (datahub PR #3499).
+TOKEN_PARAMS: dict[str, str] = {"replace_tokens": "1"}
+
+
+def canvas_urls(canvas_url: str) -> tuple[str, str, str]:
+    """(authorize_url, token_url, userdata_url) of a Canvas instance."""
+    base = normalize_canvas_url(canvas_url)
+    return (
+        f"{base}/login/oauth2/auth",
+        f"{base}/login/oauth2/token",
+        f"{base}/api/v1/users/self/profile",
+    )
+
+
+def normalize_canvas_url(canvas_url: str) -> str:
+    """`https://canvas.example.edu` (no path, no trailing slash); raises ValueError."""
+    url = URL(canvas_url.strip())
+    if not url.absolute or url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{canvas_url!r} is not a Canvas URL like https://canvas.example.edu")
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ValueError(f"{canvas_url!r} must be just the Canvas address, without a path")
+    if url.path not in ("", "/"):
+        raise ValueError(f"{canvas_url!r} must be just the Canvas address, without a path")
+    return str(url.origin())
+
+
+def canvas_oauth_settings(
+    canvas_url: str, *, username_claim: str = "login_id", scopes: Iterable[str] = CANVAS_SCOPES
+) -> dict[str, Any]:
+    """GenericOAuthenticator settings for a Canvas instance.
+
+    for name, value in canvas_oauth_settings("https://canvas.example.edu").items():
+        setattr(c.GenericOAuthenticator, name, value)
+    """
+    authorize_url, token_url, userdata_url = canvas_urls(canvas_url)
+    return {
+        "login_service": "Canvas",
+        "authorize_url": authorize_url,
+        "token_url": token_url,
+        "userdata_url": userdata_url,
+        "scope": list(scopes),
+        "token_params": dict(TOKEN_PARAMS),
+        # Canvas's profile: id, name, login_id, primary_email... (login_id is the user's
+        # institutional login, which is what students expect as their hub name).
+        "username_claim": username_claim,
+    }
+
+
+def scope_regex(scope: str) -> tuple[str, re.Pattern[str]]:
+    """(method, path regex) of a `url:METHOD|/path` scope, exactly as Canvas builds it in
+    AccessToken#url_scopes_for_method: `:param` matches one segment, `*glob` one or more
+    characters, `(...)` is optional, and an optional `.format` suffix is allowed."""
+    kind, _, rest = scope.partition(":")
+    method, sep, path = rest.partition("|")
+    if kind != "url" or not sep or not path.startswith("/"):
+        raise ValueError(f"not a Canvas URL scope: {scope!r}")
+    pattern = re.escape(path)
+    # re.escape turned ":" "*" "(" ")" into escaped forms; rebuild Canvas's substitutions.
+    pattern = re.sub(r":[^/)\\]+", "[^/]+", pattern.replace("\\:", ":"))
+    pattern = re.sub(r"\\\*[^/)\\]+", ".+", pattern)
+    pattern = pattern.replace("\\(", "(?:").replace("\\)", "|)")
+    return method, re.compile(f"^{pattern}(?:\\.[^/]+|)$")
+
+
+def scopes_allow(scopes: Iterable[str], method: str, path: str) -> bool:
+    """Whether a token with `scopes` may send `method path` to Canvas (HEAD counts as GET)."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    if not path.startswith("/api/"):
+        return True  # Canvas ignores access tokens outside the API (see UNSCOPED_PATH_PREFIXES)
+    for scope in scopes:
+        scope_method, regex = scope_regex(scope)
+        if scope_method == method and regex.match(path):
+            return True
+    return False
