@@ -359,3 +359,26 @@ async def test_demo_drive_runs_the_whole_path_without_credentials(tmp_path: Path
     assert (course / "Syllabus.md").read_text().startswith("# Syllabus")
     assert b"week 2" in (course / "01-welcome.ipynb").read_bytes()
     assert not (tmp_path / "home").exists()  # the demo leaves nothing in the real home
+
+
+async def test_export_refused_at_download_time_is_skipped_not_fatal(world: DriveWorld) -> None:
+    # Drive's `size` of a Doc can be small while its export is over the limit.
+    world.drive.add_google_doc(
+        "Slides with images", world.course.id, "document", export_too_large=True, reported_size=10
+    )
+    report = await pull_drive(world, world.folder_url(world.course))
+    skipped = {s.path: s for s in report.skipped}
+    assert skipped["Slides with images.md"].reason == "export_too_large"
+    assert "10 MB" in skipped["Slides with images.md"].detail
+    assert not (report.target / "Slides with images.md").exists()
+    assert (report.target / "Syllabus.md").exists()
+
+
+async def test_a_file_reached_twice_is_downloaded_once(world: DriveWorld) -> None:
+    folder = world.drive.add_folder("Shared data", world.course.id)
+    blob = world.drive.add_file("numbers.csv", folder.id, b"1,2,3\n", mime_type="text/csv")
+    world.drive.add_shortcut("Data again", world.course.id, folder.id)
+    report = await pull_drive(world, world.folder_url(world.course))
+    assert (report.target / "Shared data/numbers.csv").read_bytes() == b"1,2,3\n"
+    assert (report.target / "Data again/numbers.csv").read_bytes() == b"1,2,3\n"
+    assert len(content_requests(world.drive, blob)) == 1

@@ -429,7 +429,7 @@ def test_merge_failure_offers_backup_and_backup_resyncs(world: World) -> None:
 
 def test_a_second_click_while_syncing_is_refused_and_corrupts_nothing(world: World) -> None:
     # 16 files, 4 at a time, each download two slow requests: the first sync runs for seconds
-    # after its first event, while the second click needs well under one to reach the lock.
+    # after it starts downloading, while the second click needs about one to reach the lock.
     files = {f"part{i}/file{i}.txt": f"content {i}\n".encode() for i in range(16)}
     course = world.new_course("Slow Course", files)
     url = world.url(course)
@@ -439,7 +439,10 @@ def test_a_second_click_while_syncing_is_refused_and_corrupts_nothing(world: Wor
     def first() -> None:
         for event in world.server.iter_sync(url, targetpath="Slow Course"):
             first_events.append(event)
-            first_started.set()
+            # Downloads start only once the sync holds the folder's lock (earlier events, such
+            # as waiting out Canvas's throttle while resolving the link, come before it).
+            if event.get("output", "").startswith("Downloading"):
+                first_started.set()
         first_started.set()
 
     world.canvas_thread.call(setattr, world.canvas, "latency", 0.4)

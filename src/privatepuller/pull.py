@@ -58,13 +58,21 @@ def parse_link(url: str) -> Link | None:
 
 
 async def resolve_link(
-    link: Link, credentials: CredentialSource, config: SyncConfig | None = None
+    link: Link,
+    credentials: CredentialSource,
+    config: SyncConfig | None = None,
+    progress: Progress | None = None,
 ) -> Resolved:
+    scale = config.backoff_scale if config else 1.0
+    on_wait = progress.waiting if progress else None
     if isinstance(link, GoogleDriveFolderLink | GoogleDriveFileLink):
-        policy = GOOGLE_POLICY.scaled(config.backoff_scale if config else 1.0)
-        answer: Any = await GoogleDriveResolver(credentials, policy=policy).resolve(link)
+        drive = GoogleDriveResolver(
+            credentials, policy=GOOGLE_POLICY.scaled(scale), on_wait=on_wait
+        )
+        answer: Any = await drive.resolve(link)
     else:
-        answer = await CanvasResolver(credentials).resolve(link)
+        canvas = CanvasResolver(credentials, policy=CANVAS_POLICY.scaled(scale), on_wait=on_wait)
+        answer = await canvas.resolve(link)
     if isinstance(answer, Exists):
         return answer.repo
     if isinstance(answer, NotVisible):
@@ -124,9 +132,31 @@ async def pull(
             "This link is not a Canvas files link or a Google Drive link that privatepuller "
             "can pull. Copy the address of a Canvas files folder or a Drive folder."
         )
-    repo = await resolve_link(link, credentials, config)
+    repo = await resolve_link(link, credentials, config, progress)
     if target is None:
         target = (parent_dir or Path.cwd()) / default_target_name(repo)
+    return await pull_resolved(
+        repo,
+        target,
+        credentials=credentials,
+        config=config,
+        progress=progress,
+        backup=backup,
+        puller_parent=puller_parent,
+    )
+
+
+async def pull_resolved(
+    repo: Resolved,
+    target: Path,
+    *,
+    credentials: CredentialSource,
+    config: SyncConfig,
+    progress: Progress,
+    backup: bool = False,
+    puller_parent: Any = None,
+) -> SyncReport:
+    """Sync an already resolved folder or file into `target`."""
     async with open_source(repo, credentials, config, progress) as source:
         return await sync(
             source,

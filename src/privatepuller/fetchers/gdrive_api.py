@@ -42,6 +42,7 @@ from ..resolvers.gdrive import (
     GoogleDriveFolder,
     GoogleDriveFolderLink,
 )
+from ..sync.source import SkipFile
 
 FOLDER = "application/vnd.google-apps.folder"
 SHORTCUT = "application/vnd.google-apps.shortcut"
@@ -405,7 +406,9 @@ def _session_error(error: LoginExpired | RateLimited) -> PullError:
     )
 
 
-def drive_error(error: HTTPStatusError, what: str, email: str | None = None) -> PullError:
+def drive_error(
+    error: HTTPStatusError, what: str, email: str | None = None
+) -> PullError | SkipFile:
     """Drive statuses the policy does not retry -> errors for people (no token, no query)."""
     reason = error.reason or ""
     share = email or "the hub's Google service account"
@@ -434,9 +437,10 @@ def drive_error(error: HTTPStatusError, what: str, email: str | None = None) -> 
                 "share it as Editor."
             )
         if reason == "exportSizeLimitExceeded":
-            return DownloadFailed(
+            return SkipFile(
+                "export_too_large",
                 f"{what} is too large for Google to convert (Google exports at most 10 MB). "
-                "Ask your instructor to split it or to upload it as a file (File → Download)."
+                "Ask your instructor to split it or to upload it as a file (File → Download).",
             )
         if reason in ("fileNotDownloadable", "fileNotExportable"):
             return DownloadFailed(f"Google Drive cannot download {what} in this form.")

@@ -15,8 +15,10 @@ from urllib.parse import unquote
 
 from yarl import URL
 
+from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource
 from ..auth.origin import Origin
+from ..auth.session import WaitCallback
 from ..errors import NotConfigured, PullError, WrongHost
 from .base import DoesNotExist, Exists, MaybeExists
 
@@ -126,8 +128,16 @@ class CanvasURLResolver:
 class CanvasResolver:
     """Checks a link with the Canvas API, using the student's own token."""
 
-    def __init__(self, credentials: CredentialSource | None = None) -> None:
+    def __init__(
+        self,
+        credentials: CredentialSource | None = None,
+        *,
+        policy: BackoffPolicy = CANVAS_POLICY,
+        on_wait: WaitCallback | None = None,
+    ) -> None:
         self.credentials = credentials or EnvCredentialSource()
+        self.policy = policy
+        self.on_wait = on_wait
 
     async def resolve(
         self, question: CanvasFolderLink | CanvasFileLink, log: Any = None
@@ -139,7 +149,8 @@ class CanvasResolver:
     ):
         from ..fetchers.canvas_api import CanvasAPI
 
-        async with CanvasAPI.open(await self.canvas_credentials(question.base_url)) as api:
+        credentials = await self.canvas_credentials(question.base_url)
+        async with CanvasAPI.open(credentials, policy=self.policy, on_wait=self.on_wait) as api:
             if isinstance(question, CanvasFileLink):
                 return await api.resolve_file(question)
             return await api.resolve_folder(question)

@@ -21,6 +21,7 @@ from yarl import URL
 
 from ..auth.backoff import GOOGLE_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource, GoogleCredentials
+from ..auth.session import WaitCallback
 from ..errors import NotConfigured, UnsupportedURL
 from .base import DoesNotExist, Exists, MaybeExists
 
@@ -228,9 +229,11 @@ class GoogleDriveResolver:
         credentials: CredentialSource | None = None,
         *,
         policy: BackoffPolicy = GOOGLE_POLICY,
+        on_wait: WaitCallback | None = None,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
         self.policy = policy
+        self.on_wait = on_wait
 
     async def resolve(
         self, question: GoogleDriveFolderLink | GoogleDriveFileLink, log: Any = None
@@ -242,7 +245,8 @@ class GoogleDriveResolver:
     ):
         from ..fetchers.gdrive_api import DriveAPI
 
-        async with DriveAPI.open(await self.google_credentials(), policy=self.policy) as api:
+        credentials = await self.google_credentials()
+        async with DriveAPI.open(credentials, policy=self.policy, on_wait=self.on_wait) as api:
             return await api.resolve(question)
 
     async def google_credentials(self) -> GoogleCredentials:

@@ -22,7 +22,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import PullError
-from ..pull import Link, default_target_name, parse_link, pull, resolve_link
+from ..pull import Link, default_target_name, parse_link, pull_resolved, resolve_link
 from ..sync.engine import SyncReport
 from .config import PrivatePuller
 from .events import (
@@ -211,17 +211,18 @@ class PrivateSyncHandler(SyncHandler):
     ) -> SyncReport:
         config = get_privatepuller(self.settings)
         credentials = config.credentials()
+        sync_config = config.sync_config()
         parent = repo_parent_dir(self.settings)
-        if targetpath:
-            target = safe_target(parent, targetpath)
-        else:
-            resolved = await resolve_link(link, credentials, config.sync_config())
+        # Validate a given targetpath before any request to the provider.
+        target = safe_target(parent, targetpath) if targetpath else None
+        resolved = await resolve_link(link, credentials, sync_config, progress)
+        if target is None:
             target = safe_target(parent, default_target_name(resolved))
-        return await pull(
-            repo,
+        return await pull_resolved(
+            resolved,
             target,
             credentials=credentials,
-            config=config.sync_config(),
+            config=sync_config,
             progress=progress,
             backup=backup,
             puller_parent=self.settings.get("nbapp"),

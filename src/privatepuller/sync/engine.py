@@ -15,9 +15,9 @@ from ..errors import DiskFull
 from .lock import exclusive
 from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
 from .merge import merge_into
-from .origin import LocalOrigin
+from .origin import GitError, LocalOrigin
 from .progress import NullProgress, Progress
-from .source import Source
+from .source import SkipFile, Source
 
 MiB = 1024 * 1024
 
@@ -112,7 +112,7 @@ async def sync(
         previous = await asyncio.to_thread(origin.manifest)
 
         known = previous.by_change_key()
-        blobs: dict[str, str] = {}
+        blobs: dict[str, str] = {}  # path -> blob of the new snapshot
         entries: dict[str, ManifestEntry] = {}
         to_download: list[RemoteFile] = []
         for file in files:
@@ -123,9 +123,14 @@ async def sync(
                 to_download.append(file)
 
         progress.listed(len(to_download), sum(f.size or 0 for f in to_download))
-        sizes = await _download_all(source, origin, to_download, config, progress, blobs)
+        downloaded, sizes, unavailable = await _download_all(
+            source, origin, to_download, config, progress
+        )
         for file in to_download:
-            entries[file.path] = ManifestEntry(file.change_key, sizes[file.path], blobs[file.path])
+            if file.change_key in downloaded:
+                blob = downloaded[file.change_key]
+                blobs[file.path] = blob
+                entries[file.path] = ManifestEntry(file.change_key, sizes[file.change_key], blob)
 
         message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.key}\n"
         commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
@@ -151,8 +156,8 @@ async def sync(
         removed=tuple(sorted(p for p in old if p not in new)),
         unchanged=sum(1 for p in new if p in old and old[p].blob == new[p].blob),
         excluded=tuple(excluded),
-        skipped=listing.skipped,
-        downloaded_files=len(to_download),
+        skipped=(*listing.skipped, *unavailable),
+        downloaded_files=len(downloaded),
         downloaded_bytes=sum(sizes.values()),
         commit=commit,
     )
@@ -164,42 +169,59 @@ async def _download_all(
     files: list[RemoteFile],
     config: SyncConfig,
     progress: Progress,
-    blobs: dict[str, str],
-) -> dict[str, int]:
-    """Download into the origin's staging area, then hash into git in one batch."""
+) -> tuple[dict[str, str], dict[str, int], list[Skipped]]:
+    """Download each change key once (a file reached twice, e.g. through a Drive shortcut,
+    is fetched once) into the origin's staging area, then hash into git in one batch.
+
+    Returns blobs and sizes by change key, and the files the source could not provide.
+    """
+    first_of_key: dict[str, RemoteFile] = {}
+    for file in files:
+        first_of_key.setdefault(file.change_key, file)
     staging = origin.staging_dir / uuid.uuid4().hex
     staging.mkdir(parents=True)
     semaphore = asyncio.Semaphore(config.concurrency)
     sizes: dict[str, int] = {}
+    done: dict[str, Path] = {}
+    unavailable: list[Skipped] = []
 
-    async def one(index: int, file: RemoteFile) -> Path:
+    async def one(index: int, file: RemoteFile) -> None:
         dest = staging / str(index)
         async with semaphore:
-            sizes[file.path] = await source.download(
-                file, dest, max_bytes=config.max_file_size, on_bytes=progress.advanced
-            )
-        progress.file_done(file.path, sizes[file.path])
-        return dest
+            try:
+                size = await source.download(
+                    file, dest, max_bytes=config.max_file_size, on_bytes=progress.advanced
+                )
+            except SkipFile as skip:
+                unavailable.extend(
+                    Skipped(f.path, skip.reason, skip.detail)
+                    for f in files
+                    if f.change_key == file.change_key
+                )
+                return
+        sizes[file.change_key], done[file.change_key] = size, dest
+        progress.file_done(file.path, size)
 
     try:
-        tasks = [asyncio.ensure_future(one(i, f)) for i, f in enumerate(files)]
+        tasks = [asyncio.ensure_future(one(i, f)) for i, f in enumerate(first_of_key.values())]
         try:
-            paths = await asyncio.gather(*tasks)
+            await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        keys = list(done)
         try:
-            ids = await asyncio.to_thread(origin.hash_files, paths)
-        except OSError as error:
-            raise DiskFull(
-                "Your disk is full, so the files could not be stored. Delete some files in your "
-                "home folder and try again; nothing was changed."
-            ) from error
-        for file, blob in zip(files, ids, strict=True):
-            blobs[file.path] = blob
-        return sizes
+            ids = await asyncio.to_thread(origin.hash_files, [done[k] for k in keys])
+        except (OSError, GitError) as error:
+            if isinstance(error, OSError) or "space" in str(error).lower():
+                raise DiskFull(
+                    "Your disk is full, so the files could not be stored. Delete some files in "
+                    "your home folder and try again; nothing was changed."
+                ) from error
+            raise
+        return dict(zip(keys, ids, strict=True)), sizes, unavailable
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

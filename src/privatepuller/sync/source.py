@@ -9,6 +9,16 @@ from typing import Protocol
 from .manifest import Listing, RemoteFile
 
 
+class SkipFile(Exception):
+    """Raised by `Source.download` when one file cannot be had in this form (e.g. a Google
+    export over its size limit): the file is reported as skipped and the sync goes on."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class Source(Protocol):
     # Stable identity of the remote folder; names the local origin (never contains a secret).
     key: str
@@ -23,5 +33,8 @@ class Source(Protocol):
         max_bytes: int | None,
         on_bytes: Callable[[int], None],
     ) -> int:
-        """Stream `file` to `dest` (through a temporary name); return the bytes written."""
+        """Stream `file` to `dest` (through a temporary name); return the bytes written.
+
+        Raises `SkipFile` for a file to report and leave out; any other error fails the sync.
+        """
         ...

@@ -200,11 +200,14 @@ class DriveModel:
         text: str = "",
         *,
         export_too_large: bool = False,
+        reported_size: int | None = None,
     ) -> FakeItem:
         """A Google-native file. ``text`` is its Markdown/plain text (Docs, Slides) or CSV
         (Sheets); other export formats are opaque stubs. ``export_too_large`` makes every
-        export fail with 403 exportSizeLimitExceeded."""
+        export fail with 403 exportSizeLimitExceeded. ``reported_size`` overrides its `size`
+        (Drive's size of a Doc says little about its exports: images make a PDF big)."""
         size = EXPORT_LIMIT + 1024**2 if export_too_large else len(text.encode("utf-8"))
+        size = size if reported_size is None else reported_size
         return self._add(
             name,
             DOC_MIME_TYPES[kind],
