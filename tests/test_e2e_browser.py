@@ -236,7 +236,13 @@ def test_errors_show_nbgitpullers_error_page_with_a_students_message(
         error = wait(browser).until(ec.visibility_of_element_located((By.ID, "container-error")))
         assert "Proceed without syncing" in error.text
         assert received(browser)[-1]["phase"] == "error"
-        return browser.find_element(By.ID, "status-panel-title").text  # type: ignore[no-any-return]
+        title = browser.find_element(By.ID, "status-panel-title").text
+        # The help box shows the student's message, not nbgitpuller's "unexpected error".
+        message = title.removeprefix("Error: ")
+        help_box = (By.ID, "container-error-help")
+        wait(browser).until(ec.text_to_be_present_in_element(help_box, message))
+        assert "unexpected error" not in browser.find_element(*help_box).text
+        return title  # type: ignore[no-any-return]
 
     # A course the student is not enrolled in.
     title = error_title(setup.link(setup.secret))

@@ -39,9 +39,30 @@ from .events import (
 )
 from .targets import repo_parent_dir, safe_target
 
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _all_subclasses(sub)
+    return found
+
+
 # nbgitpuller's own templates, rendered with autoescaping: a link's `repo` is chosen by whoever
 # wrote the link, and the template puts it into an href unfiltered.
-TEMPLATES = jinja2.Environment(loader=jinja_env.loader, autoescape=True)
+# Our template extends nbgitpuller's status.html with a small script that shows our
+# student-facing messages in its help box.
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+            jinja_env.loader,
+        ]
+    ),
+    autoescape=True,
+)
+# Error codes nbgitpuller's page has no help text for ("merge" keeps nbgitpuller's own).
+def our_error_codes() -> list[str]:
+    return sorted({cls.code for cls in _all_subclasses(PullError)} - {"merge", "unknown"})
 
 # Seconds of silence after which an SSE comment keeps proxies from closing the stream
 # (a long rate-limit wait sends nothing else).
@@ -96,7 +117,8 @@ class PrivateUIHandler(UIHandler):
             targetpath = "" if isinstance(link, PullError) else await self._default_target(link)
         backup = self.get_argument("backup", None) or None
         self.write(
-            TEMPLATES.get_template("status.html").render(
+            TEMPLATES.get_template("privatepuller-status.html").render(
+                our_codes=our_error_codes(),
                 repo=repo,
                 branch=None,  # git-only parameters (branch, depth) are ignored
                 depth=None,
