@@ -14,6 +14,9 @@ from privatepuller.sync.engine import SyncConfig
 from privatepuller.testing.canvas_model import FakeCourse, FakeUser
 from privatepuller.testing.fake_canvas import FakeCanvas
 
+# Every test is scanned for leaked credentials (tests/leak_scan.py).
+pytest_plugins = ["leak_scan"]
+
 # Real backoff schedule, on a clock 1000 times faster.
 FAST_CANVAS_POLICY = CANVAS_POLICY.scaled(0.001)
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from leak_scan import observe
 from privatepuller.testing.fake_canvas import FakeCanvas
 from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL, FakeDrive
 
@@ -207,9 +208,11 @@ class JupyterServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def page(self, repo: str, **params: str) -> requests.Response:
-        return requests.get(
+        response = requests.get(
             self.url + "git-pull", params={"repo": repo, **params}, headers=self.auth, timeout=30
         )
+        observe(f"the git-pull page for {repo}", response.content)
+        return response
 
     def sync(self, repo: str, timeout: float = 60, **params: str) -> list[dict[str, Any]]:
         """Open `git-pull/api` like the page does; every event until the stream ends."""
@@ -227,6 +230,7 @@ class JupyterServer:
             assert response.headers["content-type"] == "text/event-stream"
             for line in response.iter_lines(decode_unicode=True):
                 if line and line.startswith("data: "):
+                    observe(f"an SSE event of git-pull/api?repo={repo}", line)
                     yield json.loads(line[len("data: ") :])
 
 

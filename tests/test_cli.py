@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import CanvasWorld
+from leak_scan import observe
 from privatepuller.link import make_link
 
 CLI = [sys.executable, "-m", "privatepuller.cli"]
@@ -23,6 +24,7 @@ async def run(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
         stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await process.communicate()
+    observe(f"the output of privatepuller {args[0]}", out)
     return process.returncode or 0, out.decode()
 
 

@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
+from leak_scan import allow_file, observe, secret
 from privatepuller.auth.hub import AUTH_STATE_DISABLED
 from privatepuller.testing.canvas_model import FakeCourse, FakeUser
 from privatepuller.testing.drive_model import FakeItem
@@ -172,6 +173,8 @@ class Hub:
             )
             + self.extra_config
         )
+        allow_file(config, "the hub admin's config holds the Canvas developer key's secret")
+        secret(self.crypt_key, "JUPYTERHUB_CRYPT_KEY")
         (self.workdir / "gitconfig").write_text("")
         return config
 
@@ -322,6 +325,7 @@ class Browser:
             for line in response.iter_lines(decode_unicode=True):
                 text = str(line)
                 if text.startswith("data: "):
+                    observe("an SSE event of the student's sync", text)
                     events.append(json.loads(text[len("data: ") :]))
         return events
 

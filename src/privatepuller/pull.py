@@ -48,7 +48,8 @@ def parse_link(url: str) -> Link | None:
     """Our link types for a URL we pull, or None for anything else (git URLs included).
 
     Raises `UnsupportedURL` for Google links that name nothing pullable (a published copy,
-    Drive's home page), so the person is told what to copy instead.
+    Drive's home page), so the person is told what to copy instead, and for Canvas-shaped
+    links with user info (`canvas.example.edu@evil.example`).
     """
     try:
         parsed = URL(url.strip())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +31,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
+# A page of 100 Canvas files is ~200 kB, a page of 1000 Drive files ~1 MB.
+JSON_BODY_LIMIT = 32 * 1024 * 1024
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
@@ -181,8 +184,30 @@ class ReadOnlySession:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Any, Mapping[str, str]]:
-        async with self.request("GET", url, params=params, headers=headers) as response:
-            return await response.json(content_type=None), response.headers
+        """The decoded JSON body (ValueError if it is not JSON) and the response's headers.
+
+        A body over `JSON_BODY_LIMIT` is refused: listings come in pages, so only a broken or
+        hostile server (or whatever another origin's redirect leads to) sends one that large.
+        A body cut off or stalled midway is asked for again, like a download.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.request("GET", url, params=params, headers=headers) as response:
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                        body += chunk
+                        if len(body) > JSON_BODY_LIMIT:
+                            raise DownloadFailed(
+                                f"{Origin.of(response.url).host} answered with far more data "
+                                "than a listing has, so the sync was stopped. Nothing was "
+                                "changed; try again later, and tell your instructor if it "
+                                "keeps happening."
+                            )
+                    return (json.loads(body) if body.strip() else None), response.headers
+            except TRANSFER_ERRORS as error:
+                await self._retry_transfer(attempt, url, error)
 
     async def download(
         self,
@@ -220,10 +245,7 @@ class ReadOnlySession:
                 except TRANSFER_ERRORS as e:
                     if on_bytes is not None and written:
                         on_bytes(-written)
-                    if attempt >= self.policy.max_attempts:
-                        raise self._gave_up(Verdict.SERVER_ERROR, URL(url), e) from None
-                    self.stats.retries += 1
-                    await asyncio.sleep(self.policy.delay(attempt))
+                    await self._retry_transfer(attempt, url, e)
                 except OSError as e:
                     if e.errno in (errno.ENOSPC, errno.EDQUOT):
                         raise DiskFull(
@@ -233,6 +255,13 @@ class ReadOnlySession:
                     raise
         finally:
             tmp.unlink(missing_ok=True)
+
+    async def _retry_transfer(self, attempt: int, url: URL | str, error: BaseException) -> None:
+        """After a body was cut off or stalled: wait before the next attempt, or give up."""
+        if attempt >= self.policy.max_attempts:
+            raise self._gave_up(Verdict.SERVER_ERROR, URL(url), error) from None
+        self.stats.retries += 1
+        await asyncio.sleep(self.policy.delay(attempt))
 
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str]

@@ -13,12 +13,20 @@ from typing import Any
 from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource
 from ..auth.session import HTTPStatusError, ResponseTooLarge, WaitCallback
-from ..errors import DownloadFailed
 from ..resolvers.canvas import CanvasFile, CanvasFolder, CanvasResolver
-from ..sync.engine import SyncConfig, download_tree
+from ..sync.engine import SyncConfig, download_tree, size_text
 from ..sync.manifest import Listing, RemoteFile, Skipped
 from ..sync.names import LocalNamer, sanitize_component
+from ..sync.source import SkipFile
 from .canvas_api import CanvasAPI, http_error
+
+# The fields of Canvas folder and file objects that listing uses.
+_ACCESS = ("hidden", "hidden_for_user", "locked_for_user", "lock_explanation")
+FOLDER_FIELDS = frozenset(("id", "name", "parent_folder_id", *_ACCESS))
+FILE_FIELDS = frozenset(
+    ("id", "folder_id", "display_name", "filename", "size", "updated_at", "modified_at", "url")
+    + _ACCESS
+)
 
 
 def change_key(file: dict[str, Any]) -> str:
@@ -56,9 +64,10 @@ class CanvasSource:
 
     async def _list_folder(self, repo: CanvasFolder) -> Listing:
         # Two context-wide listings (100 per page) instead of two requests per folder.
+        context = (repo.context, repo.context_id)
         folders, files = await asyncio.gather(
-            self.api.paginate(repo.context, repo.context_id, "folders", what="the folder list"),
-            self.api.paginate(repo.context, repo.context_id, "files", what="the file list"),
+            self.api.paginate(*context, "folders", what="the folder list", keep=FOLDER_FIELDS),
+            self.api.paginate(*context, "files", what="the file list", keep=FILE_FIELDS),
         )
         by_parent: dict[int | None, list[dict[str, Any]]] = {}
         for folder in folders:
@@ -115,11 +124,9 @@ class CanvasSource:
             )
         except HTTPStatusError as error:
             raise http_error(error, f"“{file.path}”") from None
-        except ResponseTooLarge:
-            raise DownloadFailed(
-                f"“{file.path}” turned out larger than Canvas said and than the size limit, "
-                "so it was not downloaded."
-            ) from None
+        except ResponseTooLarge as error:
+            # Larger than the listing said: excluded like any file over the limit.
+            raise SkipFile("too_large", f"more than {size_text(error.limit)}") from None
 
 
 def _plain(explanation: str | None) -> str:

@@ -7,7 +7,7 @@ Every endpoint here must be covered by a developer-key scope in `privatepuller.h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -75,14 +75,25 @@ class CanvasAPI:
         return self.base.with_path(path, encoded=True)
 
     async def get(self, *segments: str, what: str) -> Any:
-        try:
-            data, _ = await self.session.get_json(self.url(*segments))
-        except HTTPStatusError as error:
-            raise http_error(error, what) from None
+        data, _ = await self._get_json(self.url(*segments), what)
         return data
 
-    async def paginate(self, *segments: str, what: str) -> list[dict[str, Any]]:
-        """All pages, following `Link: rel="next"` to the end (per_page=100)."""
+    async def _get_json(self, url: URL, what: str) -> tuple[Any, Mapping[str, str]]:
+        try:
+            return await self.session.get_json(url)
+        except HTTPStatusError as error:
+            raise http_error(error, what) from None
+        except ValueError:  # not JSON: an HTML error or login page, a proxy's answer
+            raise DownloadFailed(f"Canvas returned something unexpected for {what}.") from None
+
+    async def paginate(
+        self, *segments: str, what: str, keep: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """All pages, following `Link: rel="next"` to the end (per_page=100).
+
+        With `keep`, only those fields of each item are kept: a course's whole file list is
+        held at once, and a Canvas file object has some 25 fields.
+        """
         items: list[dict[str, Any]] = []
         url: URL | None = self.url(*segments).update_query(per_page=PER_PAGE)
         seen: set[str] = set()
@@ -90,13 +101,12 @@ class CanvasAPI:
             if str(url) in seen:  # a server whose "next" loops would otherwise never end
                 raise DownloadFailed(f"Canvas returned a looping page list for {what}.")
             seen.add(str(url))
-            try:
-                data, headers = await self.session.get_json(url)
-            except HTTPStatusError as error:
-                raise http_error(error, what) from None
-            if not isinstance(data, list):
+            data, headers = await self._get_json(url, what)
+            if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
                 raise DownloadFailed(f"Canvas returned something unexpected for {what}.")
-            items.extend(data)
+            items.extend(
+                data if keep is None else ({k: i[k] for k in keep if k in i} for i in data)
+            )
             url = next_link(headers.get("Link", ""), self.base)
             if url is not None and url.origin() != self.base.origin():
                 # Never silently truncate (that would delete files from the snapshot).

@@ -42,6 +42,7 @@ from ..resolvers.gdrive import (
     GoogleDriveFolder,
     GoogleDriveFolderLink,
 )
+from ..sync.engine import size_text
 from ..sync.source import SkipFile
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -385,11 +386,10 @@ class DriveAPI:
             raise drive_error(error, what, self.account_email) from None
         except (LoginExpired, RateLimited) as error:
             raise _session_error(error) from None
-        except ResponseTooLarge:
-            raise DownloadFailed(
-                f"{what} turned out larger than Google Drive said and than the size limit, so "
-                "it was not downloaded."
-            ) from None
+        except ResponseTooLarge as error:
+            # Larger than the listing said (exports have no size): excluded like any file
+            # over the limit.
+            raise SkipFile("too_large", f"more than {size_text(error.limit)}") from None
 
 
 def _session_error(error: LoginExpired | RateLimited) -> PullError:

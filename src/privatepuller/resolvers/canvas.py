@@ -19,7 +19,7 @@ from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource
 from ..auth.origin import Origin
 from ..auth.session import WaitCallback
-from ..errors import NotConfigured, PullError, WrongHost
+from ..errors import NotConfigured, PullError, UnsupportedURL, WrongHost
 from .base import DoesNotExist, Exists, MaybeExists
 
 Context = Literal["courses", "groups", "users"]
@@ -29,6 +29,12 @@ NOT_CONFIGURED = (
     "This link needs your Canvas login, but this server has no Canvas token. Ask your hub "
     "administrator to enable Canvas token passthrough (see the admin guide in privatepuller's "
     "docs/admin.md)."
+)
+
+USER_INFO = (
+    "This link has a user name in it (a part ending in “@” before the host name). Canvas links "
+    "never have one, and such links are used to disguise where they point, so it was not "
+    "pulled. Ask your instructor for the link exactly as Canvas shows it."
 )
 
 
@@ -83,7 +89,10 @@ _PERSONAL_FILES = re.compile(r"^/files(?:/(.*))?$")
 
 
 def parse_canvas_url(url: URL) -> CanvasFolderLink | CanvasFileLink | None:
-    """Recognise Canvas file links by their path; the host is checked against credentials later."""
+    """Recognise Canvas file links by their path; the host is checked against credentials later.
+
+    Raises `UnsupportedURL` for a Canvas-shaped link with user info (`name@host`) in it.
+    """
     if url.scheme not in ("http", "https") or not url.host:
         return None
     # Split the raw path so an encoded "%2F" inside a folder name stays inside that name.
@@ -98,7 +107,9 @@ def parse_canvas_url(url: URL) -> CanvasFolderLink | CanvasFileLink | None:
     try:
         base = str(Origin.of(url))
     except PullError:
-        base = f"{url.scheme}://{url.raw_host}"  # refused later with a clear message
+        # `https://canvas.example.edu@evil.example/...`: user info hides the real host. Refused
+        # here, so no later step can mistake the link for the configured Canvas.
+        raise UnsupportedURL(USER_INFO) from None
     segments = [unquote(s) for s in rest.split("/")] if rest else []
     if any(s in (".", "..") or "\x00" in s or "/" in s for s in segments):
         return None  # no Canvas folder has such a name; it can only be a path trick
@@ -120,8 +131,11 @@ class CanvasURLResolver:
 
     async def resolve(
         self, question: URL, log: Any = None
-    ) -> MaybeExists[CanvasFolderLink | CanvasFileLink] | None:
-        link = parse_canvas_url(question)
+    ) -> MaybeExists[CanvasFolderLink | CanvasFileLink] | DoesNotExist[CanvasFolderLink] | None:
+        try:
+            link = parse_canvas_url(question)
+        except UnsupportedURL as refused:
+            return DoesNotExist(CanvasFolderLink, refused.message)
         return None if link is None else MaybeExists(link)
 
 

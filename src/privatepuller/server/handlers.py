@@ -40,8 +40,8 @@ from .events import (
 from .targets import repo_parent_dir, safe_target
 
 
-def _all_subclasses(cls: type) -> set[type]:
-    found = set(cls.__subclasses__())
+def _all_subclasses(cls: type[PullError]) -> set[type[PullError]]:
+    found: set[type[PullError]] = set(cls.__subclasses__())
     for sub in list(found):
         found |= _all_subclasses(sub)
     return found
@@ -60,9 +60,12 @@ TEMPLATES = jinja2.Environment(
     ),
     autoescape=True,
 )
+
+
 # Error codes nbgitpuller's page has no help text for ("merge" keeps nbgitpuller's own).
 def our_error_codes() -> list[str]:
     return sorted({cls.code for cls in _all_subclasses(PullError)} - {"merge", "unknown"})
+
 
 # Seconds of silence after which an SSE comment keeps proxies from closing the stream
 # (a long rate-limit wait sends nothing else).

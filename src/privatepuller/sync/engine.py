@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFull
+from ..errors import DiskFull, DownloadFailed
 from .lock import exclusive
 from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
-from .merge import merge_into
+from .merge import fetched_commit, merge_into
+from .names import MAX_PATH_BYTES
 from .origin import GitError, LocalOrigin
 from .progress import NullProgress, Progress
 from .source import SkipFile, Source
+from .space import store_failed
 
 MiB = 1024 * 1024
 
@@ -70,16 +72,32 @@ def apply_limits(
     for file in sorted(files, key=lambda f: f.path):
         size = file.size or 0
         if size > config.max_file_size:
-            excluded.append(Skipped(file.path, "too_large", _size_text(size)))
+            excluded.append(Skipped(file.path, "too_large", size_text(size)))
         elif total + size > config.max_total_size:
-            excluded.append(Skipped(file.path, "total_cap", _size_text(size)))
+            excluded.append(Skipped(file.path, "total_cap", size_text(size)))
         else:
             total += size
             kept.append(file)
     return kept, excluded
 
 
-def _size_text(size: int) -> str:
+def drop_unwritable(
+    files: tuple[RemoteFile, ...],
+) -> tuple[tuple[RemoteFile, ...], list[Skipped]]:
+    """Files whose local path is too long to be created (deeply nested long names) are left
+    out and reported: one of them would otherwise make git fail to check out the whole folder."""
+    kept: list[RemoteFile] = []
+    skipped: list[Skipped] = []
+    detail = f"its path is longer than {MAX_PATH_BYTES} bytes"
+    for file in files:
+        if len(file.path.encode()) <= MAX_PATH_BYTES:
+            kept.append(file)
+        else:
+            skipped.append(Skipped(file.path, "path_too_long", detail))
+    return tuple(kept), skipped
+
+
+def size_text(size: int) -> str:
     return f"{size / MiB:.1f} MB" if size >= MiB else f"{size} bytes"
 
 
@@ -106,7 +124,8 @@ async def sync(
         exclusive(config.locks_dir, f"origin:{source.key}", wait=config.lock_wait),
     ):
         listing = await source.list()
-        files, excluded = apply_limits(listing.files, config)
+        writable, unwritable = drop_unwritable(listing.files)
+        files, excluded = apply_limits(writable, config)
         origin = origin_for(config, source.key)
         await asyncio.to_thread(origin.ensure)
         previous = await asyncio.to_thread(origin.manifest)
@@ -136,7 +155,13 @@ async def sync(
         commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
         if commit is not None or previous.commit is None:
             head = commit or await asyncio.to_thread(origin.head)
-            await asyncio.to_thread(Manifest(head, entries).save, origin.manifest_path)
+            try:
+                await asyncio.to_thread(Manifest(head, entries).save, origin.manifest_path)
+            except OSError as error:
+                raise store_failed(origin.path, error) or error from None
+
+        fetched = None if backup else await asyncio.to_thread(fetched_commit, target)
+        new_bytes = await asyncio.to_thread(origin.bytes_new_since, fetched)
 
         await asyncio.to_thread(
             merge_into,
@@ -145,6 +170,8 @@ async def sync(
             backup=backup,
             on_line=progress.git_output,
             parent=puller_parent,
+            paths=sorted(blobs),
+            new_bytes=new_bytes,
         )
 
     old, new = previous.entries, entries
@@ -156,7 +183,7 @@ async def sync(
         removed=tuple(sorted(p for p in old if p not in new)),
         unchanged=sum(1 for p in new if p in old and old[p].blob == new[p].blob),
         excluded=tuple(excluded),
-        skipped=(*listing.skipped, *unavailable),
+        skipped=(*listing.skipped, *unwritable, *unavailable),
         downloaded_files=len(downloaded),
         downloaded_bytes=sum(sizes.values()),
         commit=commit,
@@ -199,6 +226,13 @@ async def _download_all(
                     if f.change_key == file.change_key
                 )
                 return
+        if file.size is not None and size != file.size:
+            # Never commit a file cut short (a body without a length, a lying Content-Length).
+            raise DownloadFailed(
+                f"“{file.path}” arrived with {size_text(size)}, but the folder's listing says "
+                f"{size_text(file.size)}: it was cut short or changed while downloading. "
+                "Nothing was changed; try again in a minute."
+            )
         sizes[file.change_key], done[file.change_key] = size, dest
         progress.file_done(file.path, size)
 
@@ -229,7 +263,7 @@ async def _download_all(
 async def download_tree(source: Source, output_dir: Path, config: SyncConfig) -> Listing:
     """Plain download of a source into a folder (repoproviders' `fetch`): no git, no merge."""
     listing = await source.list()
-    files, _ = apply_limits(listing.files, config)
+    files, _ = apply_limits(drop_unwritable(listing.files)[0], config)
     semaphore = asyncio.Semaphore(config.concurrency)
 
     async def one(file: RemoteFile) -> None:

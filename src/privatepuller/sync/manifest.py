@@ -65,8 +65,11 @@ class Manifest:
     def save(self, path: Path) -> None:
         data = {"commit": self.commit, "entries": {p: asdict(e) for p, e in self.entries.items()}}
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def by_change_key(self) -> dict[str, ManifestEntry]:
         """Entries by change key, so a renamed file reuses its blob instead of downloading."""

@@ -15,10 +15,23 @@ import unicodedata
 from dataclasses import dataclass, field
 
 MAX_COMPONENT_BYTES = 255
+# Longer relative paths are not synced (the engine reports them): git cannot check out a path
+# near PATH_MAX (4096 bytes, which the student's home folder shares), and one such file would
+# stop the whole folder.
+MAX_PATH_BYTES = 1024
 # Characters that are unsafe or unportable in a file name (Windows' reserved set included,
-# since students download their folders).
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# since students download their folders): control characters (C0, DEL and C1), line and
+# paragraph separators, and the bidirectional overrides that make "txt.exe" look like "exe.txt".
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069/\\:*?"<>|]')
 _RESERVED_WINDOWS = re.compile(r"^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$", re.IGNORECASE)
+# Characters HFS+ ignores in names, so that ".g\u200cit" is ".git" there (git's is_hfs_dotgit).
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+
+
+def _is_git_alias(name: str) -> bool:
+    """A name git treats as its own ".git" on some filesystem: git refuses to check it out
+    (silently leaving the file out), so it is renamed like ".git" itself."""
+    return _HFS_IGNORED.sub("", name).lower() in (".git", "git~1")
 
 
 def sanitize_component(name: str) -> str:
@@ -29,7 +42,7 @@ def sanitize_component(name: str) -> str:
     name = name.rstrip(". ")
     if not name or set(name) <= {"."}:
         name = "_" + name
-    if name.lower() == ".git" or _RESERVED_WINDOWS.match(name):
+    if _is_git_alias(name) or _RESERVED_WINDOWS.match(name):
         name = "_" + name
     return _truncate(name)
 

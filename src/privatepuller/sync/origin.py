@@ -3,19 +3,25 @@
 Snapshots are built with git plumbing in a temporary index: unchanged files reuse their
 blobs, downloaded files are hashed into the object store, and `refs/heads/main` moves only
 after the whole tree exists. An interrupted sync therefore leaves the origin at its old commit
-(loose unreferenced objects at worst, which git gc removes).
+(loose unreferenced objects at worst, which git gc removes); the temporary files and git lock
+files a killed sync leaves are removed by the next one (`ensure`, under the origin's lock).
+A write that fails on a full disk raises `DiskFull`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DiskFull
 from .manifest import Manifest
+from .space import STORE_FAILED, looks_full, store_failed
 
 BRANCH = "main"
 # Fixed identity and no user config: commits must not depend on (or leak) the student's setup.
@@ -27,6 +33,10 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_TERMINAL_PROMPT": "0",
 }
+
+
+# Commands that only read: their failures say nothing about the disk.
+READING = frozenset({"rev-parse", "ls-tree", "cat-file", "diff-tree", "log", "show"})
 
 
 class GitError(Exception):
@@ -59,16 +69,40 @@ class LocalOrigin:
             env=env,
         )
         if result.returncode != 0:
+            if args[0] not in READING and looks_full(self.path, result.stderr):
+                raise DiskFull(STORE_FAILED)
             raise GitError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
         return result.stdout
 
     def ensure(self) -> None:
+        """Create the origin if needed, and clear what an interrupted sync left in it.
+
+        Call with the origin's lock held: every write to an origin happens under it, so a
+        staging file or a git lock file found now belongs to a sync that was killed.
+        """
+        try:
+            self._create()
+        except (OSError, subprocess.CalledProcessError) as error:
+            full = store_failed(self.path.parent, error)
+            if full is None:
+                raise
+            raise full from error
+        for lock in [*self.path.glob("*.lock"), *(self.path / "refs").rglob("*.lock")]:
+            lock.unlink(missing_ok=True)
+        for leftover in self.staging_dir.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+    def _create(self) -> None:
         if not (self.path / "HEAD").exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".init-"))
             subprocess.run(
                 ["git", "init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(tmp)],
                 check=True,
+                capture_output=True,
                 env={**os.environ, **GIT_ENV},
             )
             try:
@@ -90,6 +124,26 @@ class LocalOrigin:
         if head is None or manifest.commit != head:
             return Manifest.empty()
         return manifest
+
+    def bytes_new_since(self, commit: str | None) -> int:
+        """Bytes of the branch's files whose content `commit` lacks (all of them without a
+        `commit`): about what fetching and checking out the branch over `commit` writes."""
+        head = self.head()
+        if head is None or head == commit:
+            return 0
+        before: dict[str, int] = {}
+        if commit is not None:
+            with contextlib.suppress(GitError):  # not a commit of this origin (made anew)
+                before = self._blob_sizes(commit)
+        return sum(size for blob, size in self._blob_sizes(head).items() if blob not in before)
+
+    def _blob_sizes(self, commit: str) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for entry in self.git("ls-tree", "-r", "-l", "-z", commit).split("\0"):
+            fields = entry.split("\t", 1)[0].split()
+            if len(fields) == 4 and fields[1] == "blob":
+                sizes[fields[2]] = int(fields[3])
+        return sizes
 
     def hash_files(self, files: Sequence[Path]) -> list[str]:
         """Write files into the object store (streamed by git), returning their blob ids."""

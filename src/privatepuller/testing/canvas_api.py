@@ -648,9 +648,12 @@ class CanvasApi:
         if request.method == "HEAD":
             return response
         fault = request.get(FAULT_KEY)
-        stop = end if fault not in ("reset", "truncate") else start + (end - start) // 2
+        cut = ("reset", "truncate", "stall_body")
+        stop = end if fault not in cut else start + (end - start) // 2
         for chunk in file.iter_bytes(start, stop):
             await response.write(chunk)
-        if fault in ("reset", "truncate"):
+        if fault == "stall_body":
+            await self.canvas.wait_stopping()
+        if fault in cut:
             abort_connection(request, rst=fault == "reset")
         return response

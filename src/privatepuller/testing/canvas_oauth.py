@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from privatepuller.testing import issued
 from privatepuller.testing.canvas_api import canvas_json
 from privatepuller.testing.canvas_json import token_user_json
 from privatepuller.testing.canvas_model import FakeUser, random_alnum
@@ -127,6 +128,7 @@ class OAuthProvider:
             location = _with_query(redirect_uri, {"error": "access_denied", **state})
             return web.Response(status=302, headers={"Location": location})
         code = secrets.token_hex(64)
+        issued.record(self.canvas, "Canvas OAuth authorization code", code)
         self.codes[code] = _Code(
             user_id=user.id,
             client_id=client_id,
@@ -186,6 +188,7 @@ class OAuthProvider:
         )
         record = self.canvas.tokens[token]
         record.refresh_token = random_alnum(64)
+        issued.record(self.canvas, "Canvas refresh token", record.refresh_token)
         self.canvas.refresh_tokens[record.refresh_token] = record
         data = self._token_json(record, user)
         data["refresh_token"] = record.refresh_token
@@ -203,6 +206,7 @@ class OAuthProvider:
         # AccessToken#regenerate_access_token: same record, new string; the old one dies.
         del self.canvas.tokens[record.token]
         record.token = f"1~{random_alnum(64)}"
+        issued.record(self.canvas, "Canvas access token", record.token)
         ttl = self.canvas.access_token_ttl
         record.expires_at = None if ttl is None else time.time() + ttl
         self.canvas.tokens[record.token] = record

@@ -15,6 +15,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from . import issued
+
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _BAD_TIME = (
     "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
@@ -45,6 +47,9 @@ def service_account_info(email: str, token_uri: str) -> dict[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+    for line in pem.splitlines():  # the key's body, line by line (one process-wide key)
+        if "-----" not in line and len(line) >= 16:
+            issued.record(None, "service-account private key", line)
     public_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -32,6 +32,7 @@ from typing import Literal, Self
 
 from aiohttp import web
 
+from privatepuller.testing import issued
 from privatepuller.testing.canvas_api import (
     FAULT_KEY,
     SENT_STATUS_KEY,
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 Origin = Literal["canvas", "filestore"]
-FaultKind = Literal["reset", "502", "500", "stall", "401", "truncate"]
+FaultKind = Literal["reset", "502", "500", "stall", "401", "truncate", "stall_body"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 OAUTH_TOKEN_PATH = "/login/oauth2/token"
@@ -172,12 +173,14 @@ class FakeCanvas:
         self._api.add_filestore_routes(filestore_app.router)
         self.base_url = await self._listen(canvas_app)
         self.filestore_url = await self._listen(filestore_app)
+        issued.running(self, True)
 
     async def stop(self) -> None:
         self._stopping.set()  # releases stalled requests
         runners, self._runners = self._runners, []
         for runner in runners:
             await runner.cleanup()
+        issued.running(self, False)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -253,6 +256,7 @@ class FakeCanvas:
             token=token, user_id=user.id, expires_at=expires_at, client_id=client_id,
             scopes=scopes,
         )  # fmt: skip
+        issued.record(self, "Canvas access token", token)
         return token
 
     def expire_token(self, token: str) -> None:
@@ -277,6 +281,7 @@ class FakeCanvas:
     ) -> None:
         """A developer key; `redirect_uri`, if given, must prefix the one clients send."""
         self.clients.secrets[client_id] = client_secret
+        issued.record(self, "Canvas developer key secret", client_secret)
         self.clients.redirect_uris[client_id] = redirect_uri
 
     def context_of(self, space: FakeFileSpace) -> FakeCourse | FakeGroup | FakeUser:
@@ -291,6 +296,7 @@ class FakeCanvas:
     def signed_blob_url(self, file: FakeFile) -> str:
         expires = int(time.time() + self.filestore_url_ttl)
         signature = self._sign(file.uuid, expires)
+        issued.record(self, "Canvas file-store URL signature", signature)
         return f"{self.filestore_url}/blob/{file.uuid}?expires={expires}&sig={signature}"
 
     def blob_signature_ok(self, uuid: str, expires: str, sig: str) -> bool:
@@ -340,8 +346,16 @@ class FakeCanvas:
         before any response otherwise. 502: an HTML gateway error. 500: Canvas's JSON
         error. stall: no response until the server stops. 401: "Invalid access token."
         truncate: fewer body bytes than Content-Length, then a clean close.
+        stall_body (file store only): half the body, then nothing until the server stops.
         """
         self._faults.append(_Fault(re.compile(path_regex), kind, times))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    async def wait_stopping(self) -> None:
+        """Until `stop()` is called (how stalled requests wait)."""
+        await self._stopping.wait()
 
     def _take_fault(self, request: web.Request) -> FaultKind | None:
         for fault in self._faults:
@@ -419,8 +433,8 @@ class FakeCanvas:
     async def _filestore_pipeline(
         self, request: web.Request, handler: Handler, fault: FaultKind | None
     ) -> web.StreamResponse:
-        # reset and truncate on the file store happen mid-body, inside the blob handler.
-        if fault not in ("reset", "truncate"):
+        # reset, truncate and stall_body on the file store happen mid-body, in the blob handler.
+        if fault not in ("reset", "truncate", "stall_body"):
             early = await self._early_fault(request, fault)
             if early is not None:
                 return early

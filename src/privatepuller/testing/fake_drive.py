@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 
 from . import drive_errors as err
+from . import issued
 from .drive_auth import JWT_BEARER, AssertionRejected, service_account_info, verify_assertion
 from .drive_content import (
     COLAB,
@@ -85,6 +86,7 @@ FaultKind = Literal[
     "401",
     "invalid_grant",
     "truncate",
+    "stall_body",
 ]
 _FAULT_KINDS = frozenset(get_args(FaultKind))
 
@@ -337,6 +339,7 @@ class FakeDrive(DriveModel):
         host, port = runner.addresses[0][:2]
         self._runner = runner
         self._base_url = f"http://{host}:{port}"
+        issued.running(self, True)
 
     async def stop(self) -> None:
         if self._runner is None:
@@ -345,6 +348,7 @@ class FakeDrive(DriveModel):
         self._stopping.set()  # releases stalled requests
         runner, self._runner = self._runner, None
         await runner.cleanup()
+        issued.running(self, False)
 
     async def __aenter__(self) -> FakeDrive:
         await self.start()
@@ -390,6 +394,7 @@ class FakeDrive(DriveModel):
         """Mint an access token directly, as the hub would hand one to a user server."""
         token = "ya29.c." + secrets.token_urlsafe(48)
         self.tokens[token] = TokenInfo(email, scope, time.time() + expires_in)
+        issued.record(self, "Google access token", token)
         return token
 
     def expire_token(self, token: str) -> None:
@@ -405,7 +410,8 @@ class FakeDrive(DriveModel):
         fail with ``kind``. Faults apply before authentication and quota, also on /token
         (where error bodies take the OAuth shape). ``reset`` drops the connection (RST);
         ``stall`` never answers (until ``stop()``); ``truncate`` serves the request normally
-        but resets the connection after half the body; ``invalid_grant`` is for /token."""
+        but resets the connection after half the body; ``stall_body`` serves half the body of a
+        download, then nothing until ``stop()``; ``invalid_grant`` is for /token."""
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(_FAULT_KINDS)}")
         self._faults.append(_Fault(re.compile(path_regex), kind, times))
@@ -455,7 +461,7 @@ class FakeDrive(DriveModel):
             await asyncio.sleep(self.latency)
         fault = self._take_fault(request.path_qs)
         record.fault = fault
-        if fault is not None and fault != "truncate":
+        if fault is not None and fault not in ("truncate", "stall_body"):
             return await self._fault_response(request, fault, is_token)
         if is_api:
             ctx = self._authenticate(request)
@@ -469,8 +475,9 @@ class FakeDrive(DriveModel):
                 return self._throttled_response()
             request[_CALLER] = ctx
         response = await handler(request)
-        if fault == "truncate" and isinstance(response, web.Response):
-            return await _truncated(request, response)
+        if fault in ("truncate", "stall_body") and isinstance(response, web.Response):
+            stall = self._stopping if fault == "stall_body" else None
+            return await _truncated(request, response, stall)
         return response
 
     def _take_fault(self, path_qs: str) -> str | None:
@@ -682,14 +689,18 @@ class FakeDrive(DriveModel):
         await response.prepare(request)
         if request.method == "HEAD":
             return response
-        if request[_RECORD].fault == "truncate":
+        cut = request[_RECORD].fault in ("truncate", "stall_body")
+        if cut:
             end = start + (end - start + 1) // 2 - 1
         try:
             for chunk in synthetic_chunks(item.id, item.version, start, end):
                 await response.write(chunk)
         except ConnectionError:
             return response  # the client went away
-        if request[_RECORD].fault == "truncate":
+        if request[_RECORD].fault == "stall_body":
+            assert self._stopping is not None
+            await self._stopping.wait()
+        if cut:
             _abort(request)
         return response
 
@@ -792,8 +803,11 @@ def _abort(request: web.Request) -> None:
     transport.abort()
 
 
-async def _truncated(request: web.Request, response: web.Response) -> web.StreamResponse:
-    """Send ``response``'s headers (full Content-Length) and half its body, then reset."""
+async def _truncated(
+    request: web.Request, response: web.Response, stall: asyncio.Event | None = None
+) -> web.StreamResponse:
+    """Send ``response``'s headers (full Content-Length) and half its body, then reset (after
+    ``stall`` is set, if given)."""
     body = response.body if isinstance(response.body, bytes) else b""
     stream = web.StreamResponse(status=response.status, headers=response.headers)
     stream.content_length = len(body)
@@ -802,6 +816,8 @@ async def _truncated(request: web.Request, response: web.Response) -> web.Stream
         await stream.write(body[: len(body) // 2])
     except ConnectionError:
         return stream
+    if stall is not None:
+        await stall.wait()
     _abort(request)
     return stream
 

@@ -1,0 +1,1 @@
+"""privatepuller's benchmarks (issue #6): `python -m benchmarks --help`."""
