@@ -134,6 +134,7 @@ class Scanner:
         for value, label in secrets.items():
             if len(value) >= 12:
                 self.needles += [(n, label) for n in needles_of(value)]
+        self.needles.sort(key=lambda item: -len(item[0]))  # whole secrets before their cores
         self.longest = max((len(n) for n, _ in self.needles), default=0)
 
     def __bool__(self) -> bool:
@@ -527,7 +528,7 @@ class LeakScanPlugin:
 def _redact(text: str, secrets: dict[str, str]) -> str:
     for value, label in secrets.items():
         if len(value) >= 12:
-            for form in needles_of(value):
+            for form in sorted(needles_of(value), key=len, reverse=True):  # the whole first
                 text = text.replace(form.decode(), f"<{label}>")
     return text
 

@@ -521,6 +521,23 @@ async def test_disk_full_in_the_merge_into_the_folder(
     await assert_next_sync_completes(course, old, {"big.bin": BIG})
 
 
+async def test_a_home_too_full_for_the_new_files_is_refused_before_the_folder_is_touched(
+    disk: Disk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The origin lives elsewhere (PRIVATEPULLER_HOME): downloading works, but the student's
+    home has room for git's objects or for the new files, not for both."""
+    async with make_course("canvas", disk.mount / "home", tmp_path / "pp", monkeypatch) as course:
+        old = await pulled_and_edited(course)
+        course.add_file("big.bin", BIG)
+        disk.fill(leave=len(BIG) * 3 // 2)
+        with pytest.raises(DiskFull) as error:
+            await course.pull()
+        assert "too full" in error.value.message and "nothing in your folder" in error.value.message
+        assert assert_old_or_new(course, old, {"big.bin": BIG}, leftovers=True) == ("old", "new")
+        disk.empty()
+        await assert_next_sync_completes(course, old, {"big.bin": BIG})
+
+
 # --- the process, killed -----------------------------------------------------------------------
 
 PAUSE_FILTER = """#!/bin/sh
@@ -555,9 +572,14 @@ class Pull:
         )
         return self
 
-    async def finish(self) -> tuple[int, str]:
+    async def finish(self, timeout: float = 60) -> tuple[int, str]:
         assert self.process is not None
-        out, _ = await asyncio.wait_for(self.process.communicate(), 60)
+        try:
+            out, _ = await asyncio.wait_for(self.process.communicate(), timeout)
+        except TimeoutError:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+            pytest.fail(f"privatepuller pull did not finish within {timeout} s")
         observe("the output of privatepuller pull", out)
         return self.process.returncode or 0, out.decode()
 
@@ -603,9 +625,14 @@ def filter_env(course: Course, name: str, file: Path) -> dict[str, str]:
     }
 
 
-def parts_in_staging(course: Course) -> bool:
-    """A download is under way: a temporary file with some bytes in the origin's staging."""
-    return any(p.stat().st_size > 0 for p in course.config.origins_dir.rglob("*.part"))
+def big_part_in_staging(course: Course) -> bool:
+    """big.bin's download is under way: its temporary file in the origin's staging has bytes
+    (more than any other file of the course has)."""
+    for part in course.config.origins_dir.rglob("*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_size > len(BIG) // 4:
+                return True
+    return False
 
 
 async def test_killed_during_a_download(course: Course) -> None:
@@ -613,7 +640,7 @@ async def test_killed_during_a_download(course: Course) -> None:
     big = course.add_file("big.bin", BIG)
     course.inject(big, "stall_body", 1)  # half of it arrives, then nothing
     pull = await Pull(course).start()
-    await pull.kill_when(lambda: parts_in_staging(course))
+    await pull.kill_when(lambda: big_part_in_staging(course))
     assert assert_old_or_new(course, old, {"big.bin": BIG}) == ("old", "old")
     await pull_again(course)
     await assert_next_sync_completes(course, old, {"big.bin": BIG})
@@ -653,9 +680,11 @@ async def test_killed_halfway_through_the_merges_checkout(course: Course) -> Non
     await pull.kill_when(signal_file.exists)
     now = state(course)
     assert now.head != old.head  # the origin has the new snapshot
-    for path, content in now.files.items():  # each file is its old or its new self ...
+    assert now.files not in (old.files, NEW_TREE)  # the folder is in between ...
+    for path, content in now.files.items():  # ... each file its old or its new self ...
         assert content in (old.files.get(path), NEW_TREE.get(path)), path
     assert (course.target / ".git/index.lock").exists()
+    assert (course.target / ".git" / UNFINISHED).exists()
     # ... except one git was writing when it was killed: cut short.
     iris = course.target / "Week 1/data/iris.csv"
     iris.write_bytes(NEW_TREE["Week 1/data/iris.csv"][:5])
@@ -667,27 +696,12 @@ async def test_killed_halfway_through_the_first_clone(course: Course) -> None:
     signal_file = course.workdir.parent / "paused"
     pull = await Pull(course, filter_env(course, "intro.ipynb", signal_file)).start()
     await pull.kill_when(signal_file.exists)
-    assert not course.target.exists() or tree(course.target) == {}  # no half a folder
+    assert not course.target.exists()  # no half a folder: the half clone has another name
+    [half] = course.workdir.iterdir()
+    assert half.name.startswith(".privatepuller-clone-")  # hidden, removed by the next sync
     await pull_again(course)
     assert tree(course.target) == OLD_REMOTE
     assert sorted(p.name for p in course.workdir.iterdir()) == [course.name]
-
-
-async def test_a_home_too_full_for_the_new_files_is_refused_before_the_folder_is_touched(
-    disk: Disk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The origin lives elsewhere (PRIVATEPULLER_HOME): downloading works, but the student's
-    home has room for git's objects or for the new files, not for both."""
-    async with make_course("canvas", disk.mount / "home", tmp_path / "pp", monkeypatch) as course:
-        old = await pulled_and_edited(course)
-        course.add_file("big.bin", BIG)
-        disk.fill(leave=len(BIG) * 3 // 2)
-        with pytest.raises(DiskFull) as error:
-            await course.pull()
-        assert "too full" in error.value.message and "nothing in your folder" in error.value.message
-        assert assert_old_or_new(course, old, {"big.bin": BIG}, leftovers=True) == ("old", "new")
-        disk.empty()
-        await assert_next_sync_completes(course, old, {"big.bin": BIG})
 
 
 async def test_a_lock_left_by_some_other_git_is_explained_not_broken(course: Course) -> None:

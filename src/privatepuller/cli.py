@@ -201,6 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("privatepuller: interrupted; your folder was not changed.", file=sys.stderr)
         return 130
+    except Exception as error:
+        # A bug of ours, not something the person did: one line, details with --verbose.
+        if args.verbose:
+            raise
+        print(
+            f"privatepuller: unexpected error ({type(error).__name__}); nothing was lost. "
+            "Run again with --verbose and report the output.",
+            file=sys.stderr,
+        )
+        return 1
     return 2
 
 
