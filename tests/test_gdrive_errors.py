@@ -22,6 +22,7 @@ from gdrive_helpers import (
 )
 from privatepuller.auth.backoff import GOOGLE_POLICY
 from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.auth.session import SessionOptions
 from privatepuller.cli import summary
 from privatepuller.errors import (
     ConfigurationError,
@@ -42,7 +43,7 @@ from privatepuller.sync.progress import NullProgress
 from privatepuller.testing.drive_demo import notebook
 from privatepuller.testing.fake_drive import FakeDrive, QuotaPolicy
 
-FAST = GOOGLE_POLICY.scaled(0.01)
+FAST = SessionOptions(GOOGLE_POLICY.scaled(0.01))
 
 
 # --- not shared, trashed, not configured -------------------------------------------------
@@ -268,7 +269,7 @@ async def test_final_403s_are_not_retried_and_explained(
 async def test_insufficient_file_permissions_on_download(world: DriveWorld) -> None:
     locked = world.drive.add_file("key.pdf", world.course.id, b"%PDF", can_download=False)
     repo = GoogleDriveFolder(world.course.id, "Intro to Data")
-    async with GoogleDriveFetcher(world.credentials, policy=FAST).source(repo) as source:
+    async with GoogleDriveFetcher(world.credentials, options=FAST).source(repo) as source:
         file = RemoteFile("key.pdf", 4, "k", DriveDownload(locked.id, None, (world.course.id,)))
         with pytest.raises(NoAccess, match="turned off downloading"):
             await source.download(file, world.workdir / "x", max_bytes=None, on_bytes=print)

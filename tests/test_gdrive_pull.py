@@ -24,6 +24,7 @@ from gdrive_helpers import (
     tree,
 )
 from privatepuller.auth.backoff import GOOGLE_POLICY
+from privatepuller.auth.session import SessionOptions
 from privatepuller.errors import ConfigurationError, NoAccess
 from privatepuller.fetchers.gdrive import ExportFormats, GoogleDriveFetcher
 from privatepuller.registry import register
@@ -32,7 +33,7 @@ from privatepuller.sync.engine import MiB, sync
 from privatepuller.testing.drive_demo import notebook
 from privatepuller.testing.fake_drive import COLAB
 
-FAST = GOOGLE_POLICY.scaled(0.01)
+FAST = SessionOptions(GOOGLE_POLICY.scaled(0.01))
 
 
 async def test_first_pull_mirrors_the_folder_with_exports_and_awkward_names(
@@ -113,7 +114,7 @@ async def test_paging_continues_through_short_and_empty_pages(world: DriveWorld)
         world.drive.add_file(f"f{i:04}.txt", big.id, b"")
     world.drive.short_pages = True  # pages of 1000, 0, 500, 1000, 0: tokens until the end
     repo = GoogleDriveFolder(big.id, "big")
-    async with GoogleDriveFetcher(world.credentials, policy=FAST).source(repo) as source:
+    async with GoogleDriveFetcher(world.credentials, options=FAST).source(repo) as source:
         listing = await source.list()
     assert len(listing.files) == 2100
     assert {f.path for f in listing.files} == {f"f{i:04}.txt" for i in range(2100)}
@@ -224,7 +225,7 @@ async def test_single_file_links(world: DriveWorld) -> None:
 
 async def test_export_formats_are_configurable(world: DriveWorld) -> None:
     exports = ExportFormats.parse("document=docx, spreadsheet=csv, presentation=none")
-    fetcher = GoogleDriveFetcher(world.credentials, policy=FAST, exports=exports)
+    fetcher = GoogleDriveFetcher(world.credentials, options=FAST, exports=exports)
     repo = GoogleDriveFolder(world.course.id, "Intro to Data")
     target = world.workdir / "custom"
     async with fetcher.source(repo) as source:

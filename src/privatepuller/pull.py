@@ -13,8 +13,9 @@ from typing import Any
 
 from yarl import URL
 
-from .auth.backoff import CANVAS_POLICY, GOOGLE_POLICY
+from .auth.backoff import CANVAS_POLICY, GOOGLE_POLICY, BackoffPolicy
 from .auth.credentials import CredentialSource, EnvCredentialSource
+from .auth.session import SessionOptions
 from .errors import NoAccess, NotFound, UnsupportedURL
 from .fetchers.canvas import CanvasFetcher
 from .fetchers.gdrive import GoogleDriveFetcher
@@ -64,22 +65,30 @@ async def resolve_link(
     config: SyncConfig | None = None,
     progress: Progress | None = None,
 ) -> Resolved:
-    scale = config.backoff_scale if config else 1.0
-    on_wait = progress.waiting if progress else None
+    config = config or SyncConfig()
     if isinstance(link, GoogleDriveFolderLink | GoogleDriveFileLink):
-        drive = GoogleDriveResolver(
-            credentials, policy=GOOGLE_POLICY.scaled(scale), on_wait=on_wait
-        )
-        answer: Any = await drive.resolve(link)
+        options = session_options(GOOGLE_POLICY, config, progress)
+        answer: Any = await GoogleDriveResolver(credentials, options=options).resolve(link)
     else:
-        canvas = CanvasResolver(credentials, policy=CANVAS_POLICY.scaled(scale), on_wait=on_wait)
-        answer = await canvas.resolve(link)
+        options = session_options(CANVAS_POLICY, config, progress)
+        answer = await CanvasResolver(credentials, options=options).resolve(link)
     if isinstance(answer, Exists):
         return answer.repo
     if isinstance(answer, NotVisible):
         raise NoAccess(answer.message)
     assert isinstance(answer, DoesNotExist)
     raise NotFound(answer.message)
+
+
+def session_options(
+    policy: BackoffPolicy, config: SyncConfig, progress: Progress | None
+) -> SessionOptions:
+    """A provider's session settings for this sync (backoff clock, stall timeout, waits)."""
+    return SessionOptions(
+        policy.scaled(config.backoff_scale),
+        read_timeout=config.read_timeout,
+        on_wait=progress.waiting if progress else None,
+    )
 
 
 def default_target_name(repo: Resolved) -> str:
@@ -96,19 +105,13 @@ async def open_source(
 ) -> AsyncIterator[Source]:
     if isinstance(repo, GoogleDriveFolder | GoogleDriveFile):
         drive = GoogleDriveFetcher(
-            credentials,
-            policy=GOOGLE_POLICY.scaled(config.backoff_scale),
-            read_timeout=config.read_timeout,
+            credentials, options=session_options(GOOGLE_POLICY, config, progress)
         )
-        async with drive.source(repo, on_wait=progress.waiting) as drive_source:
+        async with drive.source(repo) as drive_source:
             yield drive_source
         return
-    fetcher = CanvasFetcher(
-        credentials,
-        policy=CANVAS_POLICY.scaled(config.backoff_scale),
-        read_timeout=config.read_timeout,
-    )
-    async with fetcher.source(repo, on_wait=progress.waiting) as source:
+    canvas = CanvasFetcher(credentials, options=session_options(CANVAS_POLICY, config, progress))
+    async with canvas.source(repo) as source:
         yield source
 
 

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,14 @@ import aiohttp
 from yarl import URL
 
 from ..errors import DiskFull, DownloadFailed, LoginExpired, PullError, RateLimited, UnsafeRequest
-from .backoff import AdaptiveLimit, BackoffPolicy, Verdict, google_error_reason
+from .backoff import (
+    CANVAS_POLICY,
+    GOOGLE_POLICY,
+    AdaptiveLimit,
+    BackoffPolicy,
+    Verdict,
+    google_error_reason,
+)
 from .credentials import TokenProvider
 from .origin import Origin, safe_url
 
@@ -73,6 +80,27 @@ class SessionStats:
     throttled: int = 0
     retries: int = 0
     bytes_downloaded: int = 0
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How one provider's sessions behave: backoff policy, concurrency, patience, and who
+    hears about throttling waits (the progress display)."""
+
+    policy: BackoffPolicy
+    concurrency: int = 8
+    read_timeout: float = 60.0
+    on_wait: WaitCallback | None = field(default=None, compare=False)
+
+    def session(self, origin: Origin, tokens: TokenProvider) -> ReadOnlySession:
+        return ReadOnlySession(
+            origin,
+            tokens,
+            self.policy,
+            concurrency=self.concurrency,
+            timeout=read_timeout_of(self.read_timeout),
+            on_wait=self.on_wait,
+        )
 
 
 class ReadOnlySession:
@@ -311,3 +339,7 @@ class ReadOnlySession:
             f"Could not download from {where.host}: {detail}. Nothing was changed; "
             "try again in a few minutes."
         )
+
+
+CANVAS_OPTIONS = SessionOptions(CANVAS_POLICY)
+GOOGLE_OPTIONS = SessionOptions(GOOGLE_POLICY)

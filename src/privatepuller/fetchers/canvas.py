@@ -10,9 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource
-from ..auth.session import HTTPStatusError, ResponseTooLarge, WaitCallback
+from ..auth.session import (
+    CANVAS_OPTIONS,
+    HTTPStatusError,
+    ResponseTooLarge,
+    SessionOptions,
+)
 from ..resolvers.canvas import CanvasFile, CanvasFolder, CanvasResolver
 from ..sync.engine import SyncConfig, download_tree, size_text
 from ..sync.manifest import Listing, RemoteFile, Skipped
@@ -150,27 +154,15 @@ class CanvasFetcher:
         self,
         credentials: CredentialSource | None = None,
         *,
-        policy: BackoffPolicy = CANVAS_POLICY,
-        concurrency: int = 8,
-        read_timeout: float = 60.0,
+        options: SessionOptions = CANVAS_OPTIONS,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
-        self.policy = policy
-        self.concurrency = concurrency
-        self.read_timeout = read_timeout
+        self.options = options
 
     @asynccontextmanager
-    async def source(
-        self, repo: CanvasFolder | CanvasFile, *, on_wait: WaitCallback | None = None
-    ) -> AsyncIterator[CanvasSource]:
+    async def source(self, repo: CanvasFolder | CanvasFile) -> AsyncIterator[CanvasSource]:
         credentials = await CanvasResolver(self.credentials).canvas_credentials(repo.base_url)
-        async with CanvasAPI.open(
-            credentials,
-            policy=self.policy,
-            concurrency=self.concurrency,
-            on_wait=on_wait,
-            read_timeout=self.read_timeout,
-        ) as api:
+        async with CanvasAPI.open(credentials, self.options) as api:
             yield CanvasSource(api, repo)
 
     async def fetch(

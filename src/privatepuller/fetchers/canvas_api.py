@@ -14,9 +14,13 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CanvasCredentials
-from ..auth.session import HTTPStatusError, ReadOnlySession, WaitCallback, read_timeout_of
+from ..auth.session import (
+    CANVAS_OPTIONS,
+    HTTPStatusError,
+    ReadOnlySession,
+    SessionOptions,
+)
 from ..errors import DownloadFailed, NoAccess, NotFound
 from ..resolvers.base import DoesNotExist, Exists, NotVisible
 from ..resolvers.canvas import (
@@ -53,21 +57,9 @@ class CanvasAPI:
     async def open(
         cls,
         credentials: CanvasCredentials,
-        *,
-        policy: BackoffPolicy = CANVAS_POLICY,
-        concurrency: int = 8,
-        on_wait: WaitCallback | None = None,
-        read_timeout: float = 60.0,
+        options: SessionOptions = CANVAS_OPTIONS,
     ) -> AsyncIterator[CanvasAPI]:
-        session = ReadOnlySession(
-            credentials.origin,
-            credentials.tokens,
-            policy,
-            concurrency=concurrency,
-            on_wait=on_wait,
-            timeout=read_timeout_of(read_timeout),
-        )
-        async with session:
+        async with options.session(credentials.origin, credentials.tokens) as session:
             yield cls(session)
 
     def url(self, *segments: str) -> URL:

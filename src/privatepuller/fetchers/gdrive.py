@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..auth.backoff import GOOGLE_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource
-from ..auth.session import WaitCallback
+from ..auth.session import GOOGLE_OPTIONS, SessionOptions
 from ..errors import ConfigurationError, DownloadFailed, NoAccess, NotFound
 from ..resolvers.gdrive import ID_RE, GoogleDriveFile, GoogleDriveFolder, GoogleDriveResolver
 from ..sync.engine import SyncConfig, download_tree
@@ -467,30 +466,20 @@ class GoogleDriveFetcher:
         self,
         credentials: CredentialSource | None = None,
         *,
-        policy: BackoffPolicy = GOOGLE_POLICY,
-        concurrency: int = 8,
-        read_timeout: float = 60.0,
+        options: SessionOptions = GOOGLE_OPTIONS,
         exports: ExportFormats | None = None,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
-        self.policy = policy
-        self.concurrency = concurrency
-        self.read_timeout = read_timeout
+        self.options = options
         self.exports = exports
 
     @asynccontextmanager
     async def source(
-        self, repo: GoogleDriveFolder | GoogleDriveFile, *, on_wait: WaitCallback | None = None
+        self, repo: GoogleDriveFolder | GoogleDriveFile
     ) -> AsyncIterator[GoogleDriveSource]:
         credentials = await GoogleDriveResolver(self.credentials).google_credentials()
         exports = self.exports or ExportFormats.from_env()
-        async with DriveAPI.open(
-            credentials,
-            policy=self.policy,
-            concurrency=self.concurrency,
-            on_wait=on_wait,
-            read_timeout=self.read_timeout,
-        ) as api:
+        async with DriveAPI.open(credentials, self.options) as api:
             yield GoogleDriveSource(api, repo, exports)
 
     async def fetch(

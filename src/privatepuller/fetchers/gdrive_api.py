@@ -15,14 +15,13 @@ from typing import Any
 
 from yarl import URL
 
-from ..auth.backoff import GOOGLE_POLICY, BackoffPolicy
 from ..auth.credentials import GoogleCredentials
 from ..auth.session import (
+    GOOGLE_OPTIONS,
     HTTPStatusError,
     ReadOnlySession,
     ResponseTooLarge,
-    WaitCallback,
-    read_timeout_of,
+    SessionOptions,
 )
 from ..errors import (
     ConfigurationError,
@@ -116,21 +115,9 @@ class DriveAPI:
     async def open(
         cls,
         credentials: GoogleCredentials,
-        *,
-        policy: BackoffPolicy = GOOGLE_POLICY,
-        concurrency: int = 8,
-        on_wait: WaitCallback | None = None,
-        read_timeout: float = 60.0,
+        options: SessionOptions = GOOGLE_OPTIONS,
     ) -> AsyncIterator[DriveAPI]:
-        session = ReadOnlySession(
-            credentials.origin,
-            credentials.tokens,
-            policy,
-            concurrency=concurrency,
-            on_wait=on_wait,
-            timeout=read_timeout_of(read_timeout),
-        )
-        async with session:
+        async with options.session(credentials.origin, credentials.tokens) as session:
             yield cls(session, credentials.api_url, credentials.account_email)
 
     # --- resource keys --------------------------------------------------------------------

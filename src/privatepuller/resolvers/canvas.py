@@ -15,10 +15,9 @@ from urllib.parse import unquote
 
 from yarl import URL
 
-from ..auth.backoff import CANVAS_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource
 from ..auth.origin import Origin
-from ..auth.session import WaitCallback
+from ..auth.session import CANVAS_OPTIONS, SessionOptions
 from ..errors import NotConfigured, PullError, UnsupportedURL, WrongHost
 from .base import DoesNotExist, Exists, MaybeExists
 
@@ -146,12 +145,10 @@ class CanvasResolver:
         self,
         credentials: CredentialSource | None = None,
         *,
-        policy: BackoffPolicy = CANVAS_POLICY,
-        on_wait: WaitCallback | None = None,
+        options: SessionOptions = CANVAS_OPTIONS,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
-        self.policy = policy
-        self.on_wait = on_wait
+        self.options = options
 
     async def resolve(
         self, question: CanvasFolderLink | CanvasFileLink, log: Any = None
@@ -164,7 +161,7 @@ class CanvasResolver:
         from ..fetchers.canvas_api import CanvasAPI
 
         credentials = await self.canvas_credentials(question.base_url)
-        async with CanvasAPI.open(credentials, policy=self.policy, on_wait=self.on_wait) as api:
+        async with CanvasAPI.open(credentials, self.options) as api:
             if isinstance(question, CanvasFileLink):
                 return await api.resolve_file(question)
             return await api.resolve_folder(question)

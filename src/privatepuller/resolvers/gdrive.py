@@ -19,9 +19,8 @@ from typing import Any, Literal
 
 from yarl import URL
 
-from ..auth.backoff import GOOGLE_POLICY, BackoffPolicy
 from ..auth.credentials import CredentialSource, EnvCredentialSource, GoogleCredentials
-from ..auth.session import WaitCallback
+from ..auth.session import GOOGLE_OPTIONS, SessionOptions
 from ..errors import NotConfigured, UnsupportedURL
 from .base import DoesNotExist, Exists, MaybeExists
 
@@ -228,12 +227,10 @@ class GoogleDriveResolver:
         self,
         credentials: CredentialSource | None = None,
         *,
-        policy: BackoffPolicy = GOOGLE_POLICY,
-        on_wait: WaitCallback | None = None,
+        options: SessionOptions = GOOGLE_OPTIONS,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
-        self.policy = policy
-        self.on_wait = on_wait
+        self.options = options
 
     async def resolve(
         self, question: GoogleDriveFolderLink | GoogleDriveFileLink, log: Any = None
@@ -246,7 +243,7 @@ class GoogleDriveResolver:
         from ..fetchers.gdrive_api import DriveAPI
 
         credentials = await self.google_credentials()
-        async with DriveAPI.open(credentials, policy=self.policy, on_wait=self.on_wait) as api:
+        async with DriveAPI.open(credentials, self.options) as api:
             return await api.resolve(question)
 
     async def google_credentials(self) -> GoogleCredentials:
