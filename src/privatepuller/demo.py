@@ -7,12 +7,13 @@ the "instructor" change a file and pulls again, showing the merge the student wo
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .auth.credentials import EnvCredentialSource
 from .cli import BarProgress, summary
 from .pull import pull
-from .sync.engine import SyncConfig
+from .sync.engine import SyncConfig, SyncReport
 
 
 async def run_demo(parent: Path, *, drive: bool = False) -> int:
@@ -44,18 +45,39 @@ async def run_demo(parent: Path, *, drive: bool = False) -> int:
             )
             print(summary(report) + "\n")
 
-            readme = report.target / "README.md"
-            with readme.open("a") as notes:
-                notes.write("\nMy own note: start with Week 1.\n")
             csv = "Week 1/data/iris.csv"
-            course.files.update_file(csv, course.files.file(csv).read() + b"6.3,3.3,virginica\n")
-            print(
-                "The student adds a note to README.md; the instructor adds a row to "
-                f"{csv} in Canvas. The student clicks again:\n"
-            )
-            report = await pull(url, parent_dir=parent, credentials=credentials, config=config)
-            print(summary(report))
-            kept = "My own note" in readme.read_text()
-            print(f"\nThe student's note is {'still there' if kept else 'LOST'}.")
-    print(f"\nThe files are in {report.target}")
+
+            def instructor_adds_a_row() -> str:
+                course.files.update_file(
+                    csv, course.files.file(csv).read() + b"6.3,3.3,virginica\n"
+                )
+                return f"adds a row to {csv} in Canvas"
+
+            async def pull_again() -> SyncReport:
+                return await pull(url, parent_dir=parent, credentials=credentials, config=config)
+
+            await second_click(report, "start with Week 1", instructor_adds_a_row, pull_again)
     return 0
+
+
+async def second_click(
+    first: SyncReport,
+    note: str,
+    instructor_change: Callable[[], str],
+    pull_again: Callable[[], Awaitable[SyncReport]],
+) -> SyncReport:
+    """The student edits README.md, the instructor changes something, the student clicks again:
+    print what the merge did and whether the student's edit survived."""
+    readme = first.target / "README.md"
+    with readme.open("a") as notes:
+        notes.write(f"\nMy own note: {note}.\n")
+    what = instructor_change()
+    print(
+        f"The student adds a note to README.md; the instructor {what}. The student clicks again:\n"
+    )
+    report = await pull_again()
+    print(summary(report))
+    kept = f"My own note: {note}." in readme.read_text()
+    print(f"\nThe student's note is {'still there' if kept else 'LOST'}.")
+    print(f"\nThe files are in {report.target}")
+    return report

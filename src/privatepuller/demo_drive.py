@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .auth.credentials import EnvCredentialSource
 from .cli import BarProgress, summary
+from .demo import second_click
 from .pull import pull
-from .sync.engine import SyncConfig
+from .sync.engine import SyncConfig, SyncReport
 
 
 async def run_drive_demo(target: Path) -> int:
@@ -48,21 +49,18 @@ async def run_drive_demo(target: Path) -> int:
             )  # fmt: skip
             print(summary(report) + "\n")
 
-            readme = report.target / "README.md"
-            with readme.open("a") as notes:
-                notes.write("\nMy own note: start with the Colab lab.\n")
-            welcome = next(f for f in drive.children(folder.id) if f.name == "01-welcome.ipynb")
-            drive.update_file(
-                welcome.id,
-                notebook(("markdown", "# Welcome, week 2"), ("code", "print('hello, data')")),
+            def instructor_updates_a_notebook() -> str:
+                welcome = next(f for f in drive.children(folder.id) if f.name == "01-welcome.ipynb")
+                drive.update_file(
+                    welcome.id,
+                    notebook(("markdown", "# Welcome, week 2"), ("code", "print('hello, data')")),
+                )
+                return f"updates {welcome.name} in Drive"
+
+            async def pull_again() -> SyncReport:
+                return await pull(url, parent_dir=parent, credentials=credentials, config=config)
+
+            await second_click(
+                report, "start with the Colab lab", instructor_updates_a_notebook, pull_again
             )
-            print(
-                "The student adds a note to README.md; the instructor updates "
-                f"{welcome.name} in Drive. The student clicks again:\n"
-            )
-            report = await pull(url, parent_dir=parent, credentials=credentials, config=config)
-            print(summary(report))
-            kept = "My own note" in readme.read_text()
-            print(f"\nThe student's note is {'still there' if kept else 'LOST'}.")
-    print(f"\nThe files are in {report.target}")
     return 0
