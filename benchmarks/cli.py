@@ -47,6 +47,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--provider", action="append", choices=PROVIDERS, help="only this provider (repeatable)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="cold pulls of each, ours and the baseline in turn; the median is shown "
+        "(default 3, 1 with --quick)",
+    )
     parser.add_argument("--students", type=int, help="number of students (default 50)")
     parser.add_argument(
         "--spread",
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         workdir=workdir,
         only=frozenset(args.only or WORKLOADS),
         providers=tuple(args.provider or PROVIDERS),
+        repeat=args.repeat or (1 if args.quick else 3),
         log=lambda line: print(f"· {line}", file=sys.stderr, flush=True),
     )
     try:
@@ -100,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Python {host['python']}, {host['git']}, {host['date']}"
     )
     print(f"load average (1, 5, 15 min): {load_before} before, {host['load']} after")
+    print(f"privatepuller: commit {host['commit']} (at the end of the run)")
     print("baselines: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print()
     print(table(rows))
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                     "latency_ms": args.latency,
                     "quick": args.quick,
                     "sizes": asdict(sizes),
+                    "repeat": opts.repeat,
                     "machine": host,
                     "load_before": load_before,
                     "baselines": versions,

@@ -12,6 +12,9 @@ Delete a patch here once the change has landed in the core.
   counted as "healthy", raising the limit).
 - proportional: `AdaptiveLimit.observe_remaining` sets the limit to remaining ÷ 50 (Canvas's
   up-front cost per request), instead of 1 below 200 and +1 above 400.
+- overlap: the sync engine hands each downloaded file to one long-running
+  `git hash-object -w --stdin-paths` as soon as it lands, instead of hashing all of them after
+  the last download.
 - window0: the local origin is configured with `pack.window 0`, so nbgitpuller's clone does not
   search for deltas between hundreds of unrelated files.
 """
@@ -44,9 +47,17 @@ VARIANTS = {
     "as is": [],
     "engine8": ["engine8"],
     "engine8 + window0": ["engine8", "window0"],
+    "engine8 + window0 + overlap": ["engine8", "window0", "overlap"],
     "engine8 + hops": ["engine8", "hops"],
     "engine8 + hops + proportional": ["engine8", "hops", "proportional"],
     "engine8 + hops + proportional + window0": ["engine8", "hops", "proportional", "window0"],
+    "engine8 + hops + proportional + window0 + overlap": [
+        "engine8",
+        "hops",
+        "proportional",
+        "window0",
+        "overlap",
+    ],
     "hops": ["hops"],
     "hops + proportional": ["hops", "proportional"],
 }
@@ -64,6 +75,7 @@ SCENARIOS = {
             "engine8 + hops",
             "engine8 + hops + proportional",
             "engine8 + hops + proportional + window0",
+            "engine8 + hops + proportional + window0 + overlap",
         ],
     ),
     "canvas, 20 files, ¼ bucket": (
@@ -78,82 +90,162 @@ SCENARIOS = {
         500,
         20,
         DRIVE_PER_USER,
-        ["as is", "engine8", "engine8 + window0"],
+        ["as is", "engine8", "engine8 + window0", "engine8 + window0 + overlap"],
     ),
 }
 
 
-def patch(names: list[str]) -> None:
+def patch_hops() -> None:
+    """ReadOnlySession: Canvas's bucket level rides on its 302s; the file store says nothing."""
     from contextlib import suppress as _suppress
 
     from yarl import URL
 
-    from privatepuller.auth import backoff, session
+    from privatepuller.auth import session
     from privatepuller.auth.backoff import Verdict
     from privatepuller.auth.origin import Origin
     from privatepuller.errors import DownloadFailed
+
+    async def _send(self, method, url, headers):  # type: ignore[no-untyped-def]
+        # ReadOnlySession._send, plus the two lines marked "+".
+        for _ in range(session.MAX_REDIRECTS + 1):
+            hop_origin = Origin.of(url).require_secure()
+            hop_headers = {**self._extra_headers, **headers} if hop_origin == self.origin else {}
+            if hop_origin == self.origin:
+                hop_headers["Authorization"] = f"Bearer {await self._tokens.token()}"
+            elif "Range" in headers:
+                hop_headers["Range"] = headers["Range"]
+            self.stats.requests += 1
+            response = await self._http.request(
+                method, url, headers=hop_headers, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status in session.REDIRECT_STATUSES and location:
+                if hop_origin == self.origin:  # +
+                    await self._observe(response, Verdict.OK)  # +
+                response.release()
+                url = url.join(URL(location))
+                continue
+            return response
+        raise DownloadFailed("redirected too many times")
+
+    async def _observe(self, response, verdict):  # type: ignore[no-untyped-def]
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        if remaining is not None:
+            with _suppress(ValueError):
+                await self._limit.observe_remaining(float(remaining), self.policy.low_remaining)
+        # + only our own origin's answers say anything about our rate limit
+        elif verdict is Verdict.OK and Origin.of(response.url) == self.origin:
+            await self._limit.healthy()
+
+    session.ReadOnlySession._send = _send  # type: ignore[method-assign]
+    session.ReadOnlySession._observe = _observe  # type: ignore[method-assign]
+
+
+def patch_proportional() -> None:
+    """AdaptiveLimit: as many requests in flight as the bucket has room for (50 each)."""
+    from privatepuller.auth import backoff
+
+    async def observe_remaining(self, remaining, low):  # type: ignore[no-untyped-def]
+        async with self._changed:
+            allowed = max(1, min(self.maximum, int(remaining // 50)))
+            if allowed < self.limit:
+                self.limit = allowed
+            elif allowed > self.limit:
+                self.limit += 1
+                self._changed.notify_all()
+
+    backoff.AdaptiveLimit.observe_remaining = observe_remaining  # type: ignore[method-assign]
+
+
+def patch_overlap() -> None:
+    """The engine hashes each file into git as soon as it has landed."""
+    import os
+    import shutil
+    import uuid
+
+    from privatepuller.sync import engine
+    from privatepuller.sync.manifest import Skipped
+    from privatepuller.sync.origin import GIT_ENV
+
+    async def _download_all(source, origin, files, config, progress):  # type: ignore[no-untyped-def]
+        # engine._download_all (each change key once), but every file is handed to one
+        # long-running `git hash-object -w --stdin-paths` as soon as it has landed.
+        first_of_key: dict = {}
+        for file in files:
+            first_of_key.setdefault(file.change_key, file)
+        staging = origin.staging_dir / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        env = {**os.environ, **GIT_ENV, "HOME": str(origin.path)}
+        git = await asyncio.create_subprocess_exec(
+            "git", "--git-dir", str(origin.path), "hash-object", "-w", "--stdin-paths",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        semaphore = asyncio.Semaphore(config.concurrency)
+        sizes: dict = {}
+        landed: list = []
+        unavailable: list = []
+
+        async def one(index, file):  # type: ignore[no-untyped-def]
+            dest = staging / str(index)
+            async with semaphore:
+                try:
+                    size = await source.download(
+                        file, dest, max_bytes=config.max_file_size, on_bytes=progress.advanced
+                    )
+                except engine.SkipFile as skip:
+                    unavailable.extend(
+                        Skipped(f.path, skip.reason, skip.detail)
+                        for f in files
+                        if f.change_key == file.change_key
+                    )
+                    return
+            sizes[file.change_key] = size
+            landed.append(file.change_key)
+            git.stdin.write(f"{dest}\n".encode())
+            progress.file_done(file.path, size)
+
+        try:
+            await asyncio.gather(*(one(i, f) for i, f in enumerate(first_of_key.values())))
+            out, _ = await git.communicate()
+            return dict(zip(landed, out.decode().split(), strict=True)), sizes, unavailable
+        finally:
+            if git.returncode is None:
+                git.kill()
+                await git.wait()
+            shutil.rmtree(staging, ignore_errors=True)
+
+    engine._download_all = _download_all
+
+
+def patch_origin_config(settings: list[tuple[str, str]]) -> None:
+    """Git settings of every local origin."""
     from privatepuller.sync import origin
 
+    ensure = origin.LocalOrigin.ensure
+
+    def ensure_configured(self):  # type: ignore[no-untyped-def]
+        ensure(self)
+        for key, value in settings:
+            self.git("config", key, value)
+
+    origin.LocalOrigin.ensure = ensure_configured  # type: ignore[method-assign]
+
+
+def patch(names: list[str]) -> None:
     if "hops" in names:
-
-        async def _send(self, method, url, headers):  # type: ignore[no-untyped-def]
-            # ReadOnlySession._send, plus the two lines marked "+".
-            for _ in range(session.MAX_REDIRECTS + 1):
-                hop_origin = Origin.of(url).require_secure()
-                hop_headers = (
-                    {**self._extra_headers, **headers} if hop_origin == self.origin else {}
-                )
-                if hop_origin == self.origin:
-                    hop_headers["Authorization"] = f"Bearer {await self._tokens.token()}"
-                elif "Range" in headers:
-                    hop_headers["Range"] = headers["Range"]
-                self.stats.requests += 1
-                response = await self._http.request(
-                    method, url, headers=hop_headers, allow_redirects=False
-                )
-                location = response.headers.get("Location")
-                if response.status in session.REDIRECT_STATUSES and location:
-                    if hop_origin == self.origin:  # +
-                        await self._observe(response, Verdict.OK)  # +
-                    response.release()
-                    url = url.join(URL(location))
-                    continue
-                return response
-            raise DownloadFailed("redirected too many times")
-
-        async def _observe(self, response, verdict):  # type: ignore[no-untyped-def]
-            remaining = response.headers.get("X-Rate-Limit-Remaining")
-            if remaining is not None:
-                with _suppress(ValueError):
-                    await self._limit.observe_remaining(float(remaining), self.policy.low_remaining)
-            # + only our own origin's answers say anything about our rate limit
-            elif verdict is Verdict.OK and Origin.of(response.url) == self.origin:
-                await self._limit.healthy()
-
-        session.ReadOnlySession._send = _send  # type: ignore[method-assign]
-        session.ReadOnlySession._observe = _observe  # type: ignore[method-assign]
-
+        patch_hops()
     if "proportional" in names:
-
-        async def observe_remaining(self, remaining, low):  # type: ignore[no-untyped-def]
-            async with self._changed:
-                allowed = max(1, min(self.maximum, int(remaining // 50)))
-                if allowed < self.limit:
-                    self.limit = allowed
-                elif allowed > self.limit:
-                    self.limit += 1
-                    self._changed.notify_all()
-
-        backoff.AdaptiveLimit.observe_remaining = observe_remaining  # type: ignore[method-assign]
-
+        patch_proportional()
+    if "overlap" in names:
+        patch_overlap()
+    settings = []
     if "window0" in names:
-        ensure = origin.LocalOrigin.ensure
-
-        def ensure_without_deltas(self):  # type: ignore[no-untyped-def]
-            ensure(self)
-            self.git("config", "pack.window", "0")
-
-        origin.LocalOrigin.ensure = ensure_without_deltas  # type: ignore[method-assign]
+        settings.append(("pack.window", "0"))
+    if "compress0" in names:
+        settings.append(("core.compression", "0"))
+    if settings:
+        patch_origin_config(settings)
 
 
 def one(scenario: str, variant: str, runs: int, latency: float) -> dict:

@@ -69,9 +69,20 @@ def machine() -> dict[str, str]:
         ).stdout.strip()
     except OSError:
         git = "git not found"
+    try:
+        repo = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {
         "load": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        "commit": commit or "unknown",
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "ram": ram,

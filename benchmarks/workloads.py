@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -79,6 +80,7 @@ class Options:
     workdir: Path
     only: frozenset[str]
     providers: tuple[str, ...]
+    repeat: int = 1  # cold pulls of each (ours, baseline); the table shows the median
     log: Callable[[str], None] = print
     notes: list[str] = field(default_factory=list)  # printed under the table
 
@@ -113,12 +115,17 @@ async def our_pull(
 
 
 def session_concurrency(provider: str) -> int:
-    """Our session's maximum concurrency for the provider (the fetcher's default)."""
-    if provider == "canvas":
-        from privatepuller.fetchers.canvas import CanvasFetcher as Fetcher
-    else:
-        from privatepuller.fetchers.gdrive import GoogleDriveFetcher as Fetcher
-    return int(inspect.signature(Fetcher).parameters["concurrency"].default)
+    """Our session's maximum concurrency for the provider (what `pull()` configures)."""
+    try:
+        from privatepuller.auth.session import SessionOptions
+
+        return int(SessionOptions.__dataclass_fields__["concurrency"].default)
+    except (ImportError, KeyError):  # before SessionOptions: the fetchers' own default
+        if provider == "canvas":
+            from privatepuller.fetchers.canvas import CanvasFetcher as Fetcher
+        else:
+            from privatepuller.fetchers.gdrive import GoogleDriveFetcher as Fetcher
+        return int(inspect.signature(Fetcher).parameters["concurrency"].default)
 
 
 def download_concurrency() -> int:
@@ -139,25 +146,35 @@ def repeat_workloads(
 ) -> list[Row]:
     sizes = opts.sizes
     work = opts.workdir / provider / "repeat"
-    home, target = work / "ours" / ".privatepuller", work / "ours" / root
-    dest = work / "baseline" / root
     rows: list[Row] = []
     n = len(tree.files)
 
-    # Cold pull. Both must happen for the re-syncs, even when only those are reported.
-    opts.log(f"{provider}: cold pull, ours ({n} files)")
-    server.call("reset")
-    report, ours_s = asyncio.run(our_pull(tree, target, home))
-    ours = counters(server)
-    assert report.downloaded_files == n == count_files(target), (report, count_files(target))
-    opts.log(f"{provider}: cold pull, baseline")
-    server.call("reset")
-    started = time.perf_counter()
-    result = tree.baseline(dest)
-    base_s = time.perf_counter() - started
-    base = counters(server)
-    assert result.files == n, result
+    # Cold pull, `repeat` times each, ours and the baseline taking turns (so that a change in
+    # the machine's load hits both); the first pull of each is the one the re-syncs update.
+    # Both must happen for the re-syncs, even when only those are reported.
+    ours_runs: list[tuple[float, dict[str, Any]]] = []
+    base_runs: list[tuple[float, dict[str, Any]]] = []
+    for run in range(opts.repeat):
+        opts.log(f"{provider}: cold pull {run + 1}/{opts.repeat}, ours ({n} files)")
+        server.call("reset")
+        target = work / f"ours{run}" / root
+        report, ours_s = asyncio.run(our_pull(tree, target, work / f"ours{run}" / ".privatepuller"))
+        assert report.downloaded_files == n == count_files(target), (report, count_files(target))
+        ours_runs.append((ours_s, counters(server)))
+        opts.log(f"{provider}: cold pull {run + 1}/{opts.repeat}, baseline")
+        server.call("reset")
+        started = time.perf_counter()
+        result = tree.baseline(work / f"baseline{run}" / root)
+        base_runs.append((time.perf_counter() - started, counters(server)))
+        assert result.files == n, result
+    home, target = work / "ours0" / ".privatepuller", work / "ours0" / root
+    dest = work / "baseline0" / root
     if "cold" in opts.only:
+        ours_s = statistics.median(t for t, _ in ours_runs)
+        base_s = statistics.median(t for t, _ in base_runs)
+        ours, base = ours_runs[0][1], base_runs[0][1]
+        ours_failed = max(c["failed"] for _, c in ours_runs)
+        base_failed = max(c["failed"] for _, c in base_runs)
         ratio = base_s / ours_s
         rows.append(
             Row(
@@ -165,12 +182,21 @@ def repeat_workloads(
                 provider,
                 f"cold pull, {n} files × {size(sizes.cold_size)} in {sizes.cold_folders} "
                 f"folders ({provider})",
-                f"{seconds(ours_s)} · {ours['requests']} req · {ours['failed']} failed",
-                f"{seconds(base_s)} · {base['requests']} req · {base['failed']} failed",
+                f"{spread_of(ours_runs)} · {ours['requests']} req · {ours_failed} failed",
+                f"{spread_of(base_runs)} · {base['requests']} req · {base_failed} failed",
                 f"{times(ratio)} faster",
                 "≥ 5× faster, 0 failed requests",
-                ratio >= 5 and ours["failed"] == 0,
-                {"ours_s": ours_s, "baseline_s": base_s, "ours": ours, "baseline": base},
+                ratio >= 5 and ours_failed == 0,
+                {
+                    "ours_s": ours_s,
+                    "baseline_s": base_s,
+                    "ours_runs_s": [t for t, _ in ours_runs],
+                    "baseline_runs_s": [t for t, _ in base_runs],
+                    "ours": ours,
+                    "baseline": base,
+                    "ours_failed": ours_failed,
+                    "baseline_failed": base_failed,
+                },
             )
         )
         rows.append(lower_bound_row(provider, server, ours, ours_s, opts))
@@ -256,6 +282,16 @@ def repeat_workloads(
             )
         )
     return rows
+
+
+def spread_of(runs: list[tuple[float, dict[str, Any]]]) -> str:
+    """The median time, and the range when there was more than one run."""
+    values = sorted(t for t, _ in runs)
+    shown = seconds(statistics.median(values))
+    if len(values) > 1:
+        digits = 1 if values[-1] >= 10 else 2
+        shown += f" ({values[0]:.{digits}f}–{values[-1]:.{digits}f})"
+    return shown
 
 
 def lower_bound_row(
@@ -444,7 +480,7 @@ def students_baseline(tree: Tree, server: FakeServer, work: Path, spread: float)
         try:
             result = tree.baseline(work / f"student{i:02}" / "Week", i)
         except Exception as error:
-            message = str(error).splitlines()[0][:160] if str(error) else ""
+            message = str(error).splitlines()[0] if str(error) else ""
             results[i] = (False, time.perf_counter() - began, f"{type(error).__name__}: {message}")
             return
         ok = result.files == len(tree.files)
