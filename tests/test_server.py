@@ -368,9 +368,9 @@ def test_a_targetpath_outside_the_home_folder_is_refused(world: World, targetpat
 
 def test_rate_limited_waits_then_continues(world: World) -> None:
     course = world.new_course("Busy Course", {f"f{i}.txt": b"x\n" for i in range(8)})
-    # The student's Canvas bucket is so full that three requests at once are refused (two,
-    # as when resolving the link, still pass): the parallel downloads are throttled.
-    world.canvas_thread.call(world.canvas.buckets.increment, f"token:{world.student.token}", 590)
+    # The student's Canvas bucket is so full (660 of 700) that even one request's up-front
+    # cost (50) is refused: the sync is throttled until the bucket drains (about a second).
+    world.canvas_thread.call(world.canvas.buckets.increment, f"token:{world.student.token}", 660)
     throttled_before = world.canvas.throttled_count
     world.canvas_thread.call(setattr, world.canvas, "latency", 0.1)
     try:

@@ -264,3 +264,39 @@ def test_backoff_is_exponential_truncated_and_jittered():
     assert 1 <= delays[0] <= 2 and 2 <= delays[1] <= 3 and 4 <= delays[2] <= 5
     assert all(d <= GOOGLE_POLICY.max_delay + GOOGLE_POLICY.jitter for d in delays)
     assert GOOGLE_POLICY.delay(3, retry_after="7") == 7.0
+
+
+async def test_concurrency_follows_canvas_remaining_budget_seen_on_a_redirect(
+    tmp_path: Path,
+) -> None:
+    # Canvas reports its budget on the 302 of a download; the file store reports nothing.
+    store = web.Application()
+
+    async def blob(request: web.Request) -> web.Response:
+        return web.Response(body=b"data")
+
+    store.router.add_get("/blob", blob)
+    store_runner, store_url = await start(store)
+    remaining = ["700"]
+
+    async def download(request: web.Request) -> web.Response:
+        raise web.HTTPFound(
+            str(store_url / "blob"), headers={"X-Rate-Limit-Remaining": remaining[0]}
+        )
+
+    api = web.Application()
+    api.router.add_get("/download", download)
+    api_runner, api_url = await start(api)
+    try:
+        async with session_for(api_url) as session:
+            await session.download(api_url / "download", tmp_path / "a")
+            assert session._limit.limit == session._limit.maximum == 8  # 700 ÷ 50 ≥ 8
+            remaining[0] = "120"
+            await session.download(api_url / "download", tmp_path / "b")
+            assert session._limit.limit == 2  # 120 ÷ 50 requests paid for up front
+            remaining[0] = "10"
+            await session.download(api_url / "download", tmp_path / "c")
+            assert session._limit.limit == 1
+    finally:
+        await api_runner.cleanup()
+        await store_runner.cleanup()

@@ -35,8 +35,9 @@ class BackoffPolicy:
     base_delay: float = 1.0
     max_delay: float = 32.0
     jitter: float = 1.0
-    # Canvas: below this X-Rate-Limit-Remaining, run one request at a time.
-    low_remaining: float = 200.0
+    # Canvas charges each request in flight this much up front (its leaky bucket's pre-flight
+    # cost): with X-Rate-Limit-Remaining known, at most remaining ÷ this run at once.
+    upfront_cost: float = 50.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before retry number `attempt` (1-based)."""
@@ -128,13 +129,11 @@ class AdaptiveLimit:
         async with self._changed:
             self.limit = max(1, self.limit // 2)
 
-    async def observe_remaining(self, remaining: float, low: float) -> None:
+    async def observe_remaining(self, remaining: float, upfront_cost: float) -> None:
+        """As many requests at once as the remaining budget pays for up front (at least one)."""
         async with self._changed:
-            if remaining < low:
-                self.limit = 1
-            elif remaining > 2 * low and self.limit < self.maximum:
-                self.limit += 1
-                self._changed.notify_all()
+            self.limit = min(self.maximum, max(1, int(remaining // upfront_cost)))
+            self._changed.notify_all()
 
     async def healthy(self) -> None:
         async with self._changed:

@@ -162,7 +162,7 @@ class ReadOnlySession:
             await self._limit.acquire()
             try:
                 try:
-                    response = await self._send(method, url, headers or {})
+                    response, remaining = await self._send(method, url, headers or {})
                 except (aiohttp.ClientError, TimeoutError) as error:
                     verdict, failure = Verdict.SERVER_ERROR, error
                 else:
@@ -170,7 +170,7 @@ class ReadOnlySession:
                     if response.status >= 400:
                         body = await response.content.read(ERROR_BODY_LIMIT)
                     verdict = self.policy.classify(response.status, response.headers, body)
-                    await self._observe(response, verdict)
+                    await self._observe(remaining, verdict)
                     if verdict is Verdict.OK:
                         try:
                             yield response
@@ -293,8 +293,11 @@ class ReadOnlySession:
 
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str]
-    ) -> aiohttp.ClientResponse:
+    ) -> tuple[aiohttp.ClientResponse, str | None]:
+        """The final response after redirects, and the last X-Rate-Limit-Remaining any hop sent
+        (Canvas sends it on the 302 of a download, the file store does not)."""
         assert self._http is not None, "use `async with ReadOnlySession(...)`"
+        remaining: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
             hop_origin = Origin.of(url).require_secure()
             hop_headers = {**self._extra_headers, **headers} if hop_origin == self.origin else {}
@@ -306,19 +309,19 @@ class ReadOnlySession:
             response = await self._http.request(
                 method, url, headers=hop_headers, allow_redirects=False
             )
+            remaining = response.headers.get("X-Rate-Limit-Remaining", remaining)
             location = response.headers.get("Location")
             if response.status in REDIRECT_STATUSES and location:
                 response.release()
                 url = url.join(URL(location))
                 continue
-            return response
+            return response, remaining
         raise DownloadFailed(f"{safe_url(url)} redirected too many times.")
 
-    async def _observe(self, response: aiohttp.ClientResponse, verdict: Verdict) -> None:
-        remaining = response.headers.get("X-Rate-Limit-Remaining")
+    async def _observe(self, remaining: str | None, verdict: Verdict) -> None:
         if remaining is not None:
             with suppress(ValueError):
-                await self._limit.observe_remaining(float(remaining), self.policy.low_remaining)
+                await self._limit.observe_remaining(float(remaining), self.policy.upfront_cost)
         elif verdict is Verdict.OK:
             await self._limit.healthy()
 

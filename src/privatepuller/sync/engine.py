@@ -33,7 +33,7 @@ class SyncConfig:
     home: Path = field(default_factory=default_home)  # origins/ and locks/ live here
     max_file_size: int = 100 * MiB  # larger files are excluded and reported
     max_total_size: int = 1024 * MiB  # files past this running total are excluded too
-    concurrency: int = 4  # downloads at once (the session's adaptive limit may lower it)
+    concurrency: int = 8  # downloads at once (the session's adaptive limit may lower it)
     lock_wait: float = 0.0  # seconds a second sync of the same folder waits before giving up
     backoff_scale: float = 1.0  # < 1 runs the providers' backoff schedules faster (tests)
     read_timeout: float = 60.0  # seconds without a byte before a connection counts as stalled
