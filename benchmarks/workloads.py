@@ -542,7 +542,8 @@ def students(
     return Row(
         "students",
         provider,
-        f"{n} students in {spread:g} s, {len(tree.files)} files ({provider}, {label})",
+        f"{n} students {f'in {spread:g} s' if spread else 'at once'}, {len(tree.files)} files "
+        f"({provider}, {label})",
         describe(ours),
         describe(base),
         ratio,
