@@ -6,6 +6,9 @@ Each variant runs in a fresh process with the proposed change monkeypatched in (
 `src/` is modified), against the same fakes and sizes as `python -m benchmarks --only cold`.
 A patch whose change has landed in the core is skipped (see `landed()`).
 
+Landed in 884800e: engine8, hops (the lead's version reads the header from any hop) and
+proportional (the lead's version sets the limit at once, both ways).
+
 - engine8: `SyncConfig.concurrency` 4 -> 8, the session's own maximum.
 - hops: `ReadOnlySession._send` reads Canvas's `X-Rate-Limit-Remaining` from the 302 of a file
   download (it only looked at the file store's final response, which has no such header and
@@ -300,6 +303,8 @@ def main() -> None:
     print(
         f"cold pull, latency {args.latency:g} ms, {args.runs} runs each: median (all) · throttled"
     )
+    if landed():
+        print(f"already in the core (patch skipped): {', '.join(sorted(landed()))}")
     print()
     print("| scenario | variant | time | throttled responses |")
     print("|---|---|---|---|")
