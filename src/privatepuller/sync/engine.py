@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFull, DownloadFailed
+from ..errors import DownloadFailed
 from .lock import exclusive
 from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
 from .merge import fetched_commit, merge_into
 from .names import MAX_PATH_BYTES
-from .origin import GitError, LocalOrigin
+from .origin import BlobWriter, LocalOrigin
 from .progress import NullProgress, Progress
 from .source import SkipFile, Source
 from .space import store_failed
@@ -165,7 +165,7 @@ async def sync(
 
         await asyncio.to_thread(
             merge_into,
-            origin.url,
+            origin.location,
             target,
             backup=backup,
             on_line=progress.git_output,
@@ -198,7 +198,7 @@ async def _download_all(
     progress: Progress,
 ) -> tuple[dict[str, str], dict[str, int], list[Skipped]]:
     """Download each change key once (a file reached twice, e.g. through a Drive shortcut,
-    is fetched once) into the origin's staging area, then hash into git in one batch.
+    is fetched once) into the origin's staging area, each file stored into git as it lands.
 
     Returns blobs and sizes by change key, and the files the source could not provide.
     """
@@ -209,10 +209,10 @@ async def _download_all(
     staging.mkdir(parents=True)
     semaphore = asyncio.Semaphore(config.concurrency)
     sizes: dict[str, int] = {}
-    done: dict[str, Path] = {}
+    stored: list[str] = []  # change keys, in the order handed to git
     unavailable: list[Skipped] = []
 
-    async def one(index: int, file: RemoteFile) -> None:
+    async def one(index: int, file: RemoteFile, writer: BlobWriter) -> None:
         dest = staging / str(index)
         async with semaphore:
             try:
@@ -233,29 +233,26 @@ async def _download_all(
                 f"{size_text(file.size)}: it was cut short or changed while downloading. "
                 "Nothing was changed; try again in a minute."
             )
-        sizes[file.change_key], done[file.change_key] = size, dest
+        sizes[file.change_key] = size
+        stored.append(file.change_key)
+        await writer.add(dest)
         progress.file_done(file.path, size)
 
     try:
-        tasks = [asyncio.ensure_future(one(i, f)) for i, f in enumerate(first_of_key.values())]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        keys = list(done)
-        try:
-            ids = await asyncio.to_thread(origin.hash_files, [done[k] for k in keys])
-        except (OSError, GitError) as error:
-            if isinstance(error, OSError) or "space" in str(error).lower():
-                raise DiskFull(
-                    "Your disk is full, so the files could not be stored. Delete some files in "
-                    "your home folder and try again; nothing was changed."
-                ) from error
-            raise
-        return dict(zip(keys, ids, strict=True)), sizes, unavailable
+        async with origin.blob_writer() as writer:
+            tasks = [
+                asyncio.ensure_future(one(i, f, writer))
+                for i, f in enumerate(first_of_key.values())
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+            ids = await writer.finish()
+        return dict(zip(stored, ids, strict=True)), sizes, unavailable
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -41,7 +41,7 @@ THEIRS = f"refs/remotes/origin/{BRANCH}"
 
 
 def merge_into(
-    origin_url: str,
+    origin: str,
     target: Path,
     *,
     backup: bool = False,
@@ -50,7 +50,8 @@ def merge_into(
     paths: Iterable[str] = (),
     new_bytes: int = 0,
 ) -> None:
-    """Clone or merge exactly as nbgitpuller does (student edits win; deleted files return).
+    """Clone or merge `origin` (a local repository's path) exactly as nbgitpuller does
+    (student edits win; deleted files return).
 
     `paths` are the files of the snapshot being merged. A folder of theirs that is a symbolic
     link in the student's folder stops the merge: nbgitpuller would follow it (it renames a
@@ -69,7 +70,7 @@ def merge_into(
     if backup and target.exists():  # nbgitpuller renames it aside; then it is a first clone
 
         def backup_only() -> Iterable[str]:
-            GitPuller(origin_url, str(target), branch=BRANCH, backup=True)
+            GitPuller(origin, str(target), branch=BRANCH, backup=True)
             return ()
 
         _run(backup_only, target)
@@ -82,7 +83,7 @@ def merge_into(
             "your home folder and click the link again; nothing in your folder was changed."
         )
     if not target.exists():
-        _clone(origin_url, target, on_line, parent)
+        _clone(origin, target, on_line, parent)
         return
     marker = target / ".git" / UNFINISHED
     if marker.exists():
@@ -94,7 +95,7 @@ def merge_into(
             raise store_failed(target, error) or error from None
     try:
         _run(
-            lambda: GitPuller(origin_url, str(target), branch=BRANCH, parent=parent).pull(),
+            lambda: GitPuller(origin, str(target), branch=BRANCH, parent=parent).pull(),
             target,
             on_line,
         )
@@ -107,8 +108,12 @@ def merge_into(
     marker.unlink(missing_ok=True)
 
 
-def _clone(origin_url: str, target: Path, on_line: Callable[[str], None], parent: Any) -> None:
-    """A first clone under a temporary name, renamed into place once complete."""
+def _clone(origin: str, target: Path, on_line: Callable[[str], None], parent: Any) -> None:
+    """A first clone under a temporary name, renamed into place once complete.
+
+    All of the origin's history (depth 0, whatever NBGITPULLER_DEPTH says): git then clones a
+    local path by hard-linking its objects, where a shallow clone would pack every file anew.
+    """
     digest = hashlib.sha256(target.name.encode()).hexdigest()[:16]
     temp = target.with_name(CLONE_PREFIX + digest)
     shutil.rmtree(temp, ignore_errors=True)  # left by a clone that was killed
@@ -117,7 +122,7 @@ def _clone(origin_url: str, target: Path, on_line: Callable[[str], None], parent
         on_line(line.replace(str(temp), str(target)))
 
     def clone() -> Iterable[str]:
-        return GitPuller(origin_url, str(temp), branch=BRANCH, parent=parent).pull()
+        return GitPuller(origin, str(temp), branch=BRANCH, depth=0, parent=parent).pull()
 
     try:
         _run(clone, target, shown)

@@ -10,12 +10,13 @@ A write that fails on a full disk raises `DiskFull`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_TERMINAL_PROMPT": "0",
 }
+# Set in every origin. nbgitpuller's `git fetch` packs the new blobs of a snapshot: unrelated
+# files (often incompressible) whose delta search costs more time than it saves bytes locally.
+ORIGIN_CONFIG = {"pack.window": "0"}
 
 
 # Commands that only read: their failures say nothing about the disk.
@@ -48,8 +52,10 @@ class LocalOrigin:
     path: Path  # .../<source-hash>.git
 
     @property
-    def url(self) -> str:
-        return self.path.resolve().as_uri()
+    def location(self) -> str:
+        """What nbgitpuller clones from: a plain path, not a file:// URL, so that a first clone
+        hard-links the origin's objects (never rewritten) instead of packing them anew."""
+        return str(self.path.resolve())
 
     @property
     def manifest_path(self) -> Path:
@@ -60,19 +66,24 @@ class LocalOrigin:
         return self.path / "privatepuller-staging"
 
     def git(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
-        env = {**os.environ, **GIT_ENV, "HOME": str(self.path), **(env or {})}
         result = subprocess.run(
             ["git", "--git-dir", str(self.path), *args],
             input=input,
             capture_output=True,
             text=True,
-            env=env,
+            env=self._env(env),
         )
         if result.returncode != 0:
-            if args[0] not in READING and looks_full(self.path, result.stderr):
-                raise DiskFull(STORE_FAILED)
-            raise GitError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
+            raise self._failed(args[0], result.stderr)
         return result.stdout
+
+    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**os.environ, **GIT_ENV, "HOME": str(self.path), **(extra or {})}
+
+    def _failed(self, command: str, stderr: str) -> Exception:
+        if command not in READING and looks_full(self.path, stderr):
+            return DiskFull(STORE_FAILED)
+        return GitError(f"git {command} failed: {stderr.strip()[:500]}")
 
     def ensure(self) -> None:
         """Create the origin if needed, and clear what an interrupted sync left in it.
@@ -89,6 +100,9 @@ class LocalOrigin:
             raise full from error
         for lock in [*self.path.glob("*.lock"), *(self.path / "refs").rglob("*.lock")]:
             lock.unlink(missing_ok=True)
+        for key, value in ORIGIN_CONFIG.items():  # origins made by older versions too
+            if self.git("config", "--default", "", "--get", key).strip() != value:
+                self.git("config", key, value)
         for leftover in self.staging_dir.iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -145,15 +159,24 @@ class LocalOrigin:
                 sizes[fields[2]] = int(fields[3])
         return sizes
 
-    def hash_files(self, files: Sequence[Path]) -> list[str]:
-        """Write files into the object store (streamed by git), returning their blob ids."""
-        if not files:
-            return []
-        out = self.git("hash-object", "-w", "--stdin-paths", input="".join(f"{p}\n" for p in files))
-        blobs = out.split()
-        if len(blobs) != len(files):
-            raise GitError("git hash-object returned the wrong number of ids")
-        return blobs
+    @contextlib.asynccontextmanager
+    async def blob_writer(self) -> AsyncIterator[BlobWriter]:
+        """A `BlobWriter` for this origin; its git process is stopped on the way out."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *("git", "--git-dir", str(self.path), "hash-object", "-w", "--stdin-paths"),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env(),
+            )
+        except OSError as error:
+            raise store_failed(self.path, error) or error from None
+        writer = BlobWriter(self, process)
+        try:
+            yield writer
+        finally:
+            await writer.stop()
 
     def commit_tree(self, blobs: dict[str, str], message: str) -> str | None:
         """Commit a snapshot {path: blob}; None when it equals the current commit's tree."""
@@ -175,3 +198,49 @@ class LocalOrigin:
         # Compare-and-swap: never overwrite a commit another process made meanwhile.
         self.git("update-ref", f"refs/heads/{BRANCH}", commit, head or "0" * 40)
         return commit
+
+
+class BlobWriter:
+    """Files handed to one `git hash-object -w --stdin-paths` as they land, so that git
+    compresses and stores each file while the others are still downloading."""
+
+    def __init__(self, origin: LocalOrigin, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin and process.stdout and process.stderr
+        self._origin = origin
+        self._process = process
+        self._stdin = process.stdin
+        # Read as git writes, so that neither of its output pipes can fill up and stall it.
+        self._out = asyncio.ensure_future(process.stdout.read())
+        self._err = asyncio.ensure_future(process.stderr.read())
+        self._count = 0
+
+    async def add(self, path: Path) -> None:
+        """Store the file at `path`; its blob id comes from `finish`, in the order added."""
+        self._count += 1
+        if self._stdin.is_closing():
+            return  # git has stopped; `finish` says why
+        self._stdin.write(f"{path}\n".encode())
+        with contextlib.suppress(ConnectionError):
+            await self._stdin.drain()
+
+    async def finish(self) -> list[str]:
+        """The blob ids of the files added, once git has stored them all."""
+        self._stdin.close()
+        with contextlib.suppress(ConnectionError):
+            await self._stdin.wait_closed()
+        out, err = await self._out, await self._err
+        if await self._process.wait() != 0:
+            raise self._origin._failed("hash-object", err.decode(errors="replace"))
+        blobs = out.decode().split()
+        if len(blobs) != self._count:
+            raise GitError("git hash-object returned the wrong number of ids")
+        return blobs
+
+    async def stop(self) -> None:
+        if self._process.returncode is None:
+            self._process.kill()
+        await self._process.wait()
+        for reader in (self._out, self._err):
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await reader

@@ -1,0 +1,172 @@
+"""The local origin: files stored into git while the others download, a first clone that
+shares the origin's objects, and the settings every origin gets."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import CanvasWorld
+from privatepuller.pull import pull
+from privatepuller.sync.engine import SyncReport
+from privatepuller.sync.origin import ORIGIN_CONFIG, GitError, LocalOrigin
+
+
+def blob_id(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def has_object(origin: LocalOrigin, blob: str) -> bool:
+    done = subprocess.run(["git", "--git-dir", str(origin.path), "cat-file", "-e", blob])
+    return done.returncode == 0
+
+
+def git_processes_in(origin: LocalOrigin) -> list[str]:
+    """Command lines of running processes that name the origin (git hash-object, say)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(origin.path) in cmdline:
+                found.append(cmdline)
+    return found
+
+
+async def pull_course(world: CanvasWorld) -> SyncReport:
+    config = dataclasses.replace(world.config, backoff_scale=0.001)
+    return await pull(
+        world.url(), parent_dir=world.workdir, credentials=world.credentials, config=config
+    )
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> LocalOrigin:
+    origin = LocalOrigin(tmp_path / "origin.git")
+    origin.ensure()
+    return origin
+
+
+async def test_files_are_stored_in_the_order_they_are_added(
+    origin: LocalOrigin, tmp_path: Path
+) -> None:
+    contents = [b"first\n", os.urandom(100_000), b"", b"first\n"]
+    paths = []
+    for index, content in enumerate(contents):
+        paths.append(tmp_path / f"file{index}")
+        paths[-1].write_bytes(content)
+    async with origin.blob_writer() as writer:
+        for path in paths:
+            await writer.add(path)
+        blobs = await writer.finish()
+    assert blobs == [blob_id(c) for c in contents]
+    for blob, content in zip(blobs, contents, strict=True):
+        stored = subprocess.run(
+            ["git", "--git-dir", str(origin.path), "cat-file", "blob", blob],
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert stored == content
+
+
+async def test_a_file_git_cannot_read_fails_the_writer(origin: LocalOrigin, tmp_path: Path) -> None:
+    (tmp_path / "there").write_bytes(b"x")
+    with pytest.raises(GitError, match="hash-object"):
+        async with origin.blob_writer() as writer:
+            await writer.add(tmp_path / "there")
+            await writer.add(tmp_path / "not-there")
+            await writer.finish()
+    assert git_processes_in(origin) == []
+
+
+async def test_leaving_the_writer_early_stops_git(origin: LocalOrigin, tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(RuntimeError):
+        async with origin.blob_writer() as writer:
+            await writer.add(tmp_path / "file")
+            assert git_processes_in(origin) != []
+            raise RuntimeError("a download failed")
+    assert git_processes_in(origin) == []
+
+
+async def test_downloaded_files_are_stored_while_another_still_downloads(
+    world: CanvasWorld,
+) -> None:
+    """Hashing overlaps the downloads: with one file's download stalled, the others are in the
+    origin's object store already; the cancelled sync then leaves no git process behind."""
+    stalled = world.course.files.file("README.md")
+    world.canvas.inject_fault(rf"^/blob/{stalled.uuid}", "stall")
+    others = {
+        "Week 1/intro.ipynb": b'{"cells": []}\n',
+        "Week 1/data/iris.csv": b"a,b\n1,2\n",
+    }
+    task = asyncio.ensure_future(pull_course(world))
+    origin = None
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                await asyncio.sleep(0.05)
+                assert not task.done(), task.exception()
+                origins = list((world.config.origins_dir).glob("*.git"))
+                if origins:
+                    origin = LocalOrigin(origins[0])
+                    if all(has_object(origin, blob_id(c)) for c in others.values()):
+                        break
+        assert not has_object(origin, blob_id(world.course.files.file("README.md").content))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert origin is not None
+    assert git_processes_in(origin) == []
+    assert list(origin.staging_dir.iterdir()) == []
+    assert not (world.workdir / "Data Science 101").exists()
+
+
+async def test_first_clone_shares_the_origins_objects_and_history(
+    world: CanvasWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local clone hard-links the origin's objects (no packing of every file anew), whatever
+    depth a hub sets for nbgitpuller's git clones."""
+    monkeypatch.setenv("NBGITPULLER_DEPTH", "1")
+    world.course.files.add_file("Week 2/notes.md", b"week 2\n")
+    await pull_course(world)
+    world.course.files.add_file("Week 3/notes.md", b"week 3\n")
+    await pull_course(world)
+    origins = list(world.config.origins_dir.glob("*.git"))
+    assert len(origins) == 1
+    origin = LocalOrigin(origins[0])
+
+    # A second student's first clone of the same origin (say, after "Backup and resync").
+    (world.workdir / "Data Science 101").rename(world.workdir / "old copy")
+    report = await pull_course(world)
+    target = report.target
+    assert git(target, "rev-parse", "--is-shallow-repository") == "false"
+    assert git(target, "rev-list", "--count", "HEAD") == "2"
+    blob = blob_id(b"week 3\n")
+    mine = target / ".git" / "objects" / blob[:2] / blob[2:]
+    theirs = origin.path / "objects" / blob[:2] / blob[2:]
+    assert mine.stat().st_ino == theirs.stat().st_ino
+    assert (target / "Week 3" / "notes.md").read_bytes() == b"week 3\n"
+
+
+def test_every_origin_gets_its_settings_also_one_made_before_them(origin: LocalOrigin) -> None:
+    for key, value in ORIGIN_CONFIG.items():
+        assert origin.git("config", "--get", key).strip() == value
+        origin.git("config", "--unset", key)
+    origin.ensure()
+    for key, value in ORIGIN_CONFIG.items():
+        assert origin.git("config", "--get", key).strip() == value
