@@ -98,7 +98,9 @@ async def test_leaving_the_writer_early_stops_git(origin: LocalOrigin, tmp_path:
     with pytest.raises(RuntimeError):
         async with origin.blob_writer() as writer:
             await writer.add(tmp_path / "file")
-            assert git_processes_in(origin) != []
+            async with asyncio.timeout(10):  # until the fork has exec'd git
+                while not git_processes_in(origin):
+                    await asyncio.sleep(0.01)
             raise RuntimeError("a download failed")
     assert git_processes_in(origin) == []
 
