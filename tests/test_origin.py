@@ -172,3 +172,16 @@ def test_every_origin_gets_its_settings_also_one_made_before_them(origin: LocalO
     origin.ensure()
     for key, value in ORIGIN_CONFIG.items():
         assert origin.git("config", "--get", key).strip() == value
+
+
+async def test_more_ids_than_a_pipe_holds(origin: LocalOrigin, tmp_path: Path) -> None:
+    """2,000 ids (82 KB) overflow git's 64 KiB stdout pipe unless it is read while adding."""
+    paths = []
+    for index in range(2000):
+        paths.append(tmp_path / f"file{index}")
+        paths[-1].write_bytes(b"%d\n" % index)
+    async with asyncio.timeout(60), origin.blob_writer() as writer:
+        for path in paths:
+            await writer.add(path)
+        blobs = await writer.finish()
+    assert blobs == [blob_id(b"%d\n" % i) for i in range(2000)]
