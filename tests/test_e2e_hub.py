@@ -527,6 +527,45 @@ def test_student_not_enrolled_gets_no_access_and_sees_nothing(world: World) -> N
     assert_no_secrets_logged(world)
 
 
+def test_with_internal_ssl_the_server_still_gets_renewed_tokens_from_the_hub(
+    tmp_path: Path,
+) -> None:
+    """internal_ssl: the hub's API is https with the hub's own CA and wants the server's client
+    certificate. The server's token expired after it started; the pull works only if the
+    server asked the hub (over TLS, with that certificate) and got the renewed one."""
+    require_proxy()
+    config = (
+        "c.JupyterHub.internal_ssl = True\n"
+        f"c.JupyterHub.internal_certs_location = {str(tmp_path / 'internal-ssl')!r}\n"
+        f'c.ConfigurableHTTPProxy.api_url = "https://127.0.0.1:{free_port()}"\n'
+    )
+    world = start_world(tmp_path, config)
+    try:
+        hub = world.hub
+        browser = Browser(hub, world.ada)
+        browser.login()
+        first = hub.hub_token_of(world.ada)
+        server = browser.spawn()
+        environ = Path(f"/proc/{server['state']['pid']}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        assert env["JUPYTERHUB_API_URL"].startswith("https://")
+        assert env["JUPYTERHUB_SSL_CERTFILE"] and env["CANVAS_ACCESS_TOKEN"] == first.token
+
+        hub.canvas_call(hub.canvas.expire_token, first.token)
+        time.sleep(AUTH_REFRESH_AGE + 0.5)
+        events = browser.pull(world.course_url(), via_hub=False)
+        renewed = hub.hub_token_of(world.ada)
+        log = hub.log()
+        secrets_ = hub.canvas_secrets()
+    finally:
+        stop_world(world)
+    assert_finished(events)
+    assert (world.home(world.ada) / "Data Science 101" / "README.md").exists()
+    assert renewed.token != first.token
+    assert re.search(r"200 GET /hub/api/users/ada \S* ?\(ada@", log)
+    assert [s for s in secrets_ if s in log] == []
+
+
 def test_auth_state_disabled_is_explained_to_the_admin_and_the_student(tmp_path: Path) -> None:
     """An admin who turned auth_state off: logins work, but no token reaches servers. The hub
     log says what to change; the student's page says to ask the admin."""

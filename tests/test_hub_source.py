@@ -10,7 +10,9 @@ import asyncio
 import dataclasses
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,19 +76,64 @@ def canvas_state(world: CanvasWorld, token: str, **google: Any) -> dict[str, Any
     return {"access_token": token, "refresh_token": "r", AUTH_STATE_KEY: section}
 
 
-@pytest.fixture
-async def stub_hub() -> AsyncIterator[StubHub]:
-    hub = StubHub()
+@asynccontextmanager
+async def serve(hub: StubHub, tls: ssl.SSLContext | None = None) -> AsyncIterator[StubHub]:
     app = web.Application()
     app.router.add_get("/hub/api/users/{name}", hub.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    hub.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    await web.SockSite(runner, sock).start()
-    yield hub
-    await runner.cleanup()
+    hub.url = f"{'https' if tls else 'http'}://127.0.0.1:{sock.getsockname()[1]}"
+    await web.SockSite(runner, sock, ssl_context=tls).start()
+    try:
+        yield hub
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def stub_hub() -> AsyncIterator[StubHub]:
+    async with serve(StubHub()) as hub:
+        yield hub
+
+
+@dataclass(frozen=True)
+class InternalSSL:
+    """Certificates as JupyterHub's internal_ssl makes them (with certipy): one CA, the
+    hub's pair, and the user server's pair named in JUPYTERHUB_SSL_*."""
+
+    hub_key: str
+    hub_cert: str
+    ca: str
+    server_env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def internal_ssl(tmp_path_factory: pytest.TempPathFactory) -> InternalSSL:
+    from certipy import Certipy
+
+    certipy = Certipy(store_dir=str(tmp_path_factory.mktemp("internal-ssl")))
+    certipy.create_ca("hub-ca")
+    names = ["IP:127.0.0.1", "DNS:localhost"]
+    hub = certipy.create_signed_pair("hub-internal", "hub-ca", alt_names=names)["files"]
+    server = certipy.create_signed_pair("user-ada", "hub-ca", alt_names=names)["files"]
+    env = {
+        "JUPYTERHUB_SSL_KEYFILE": server["key"],
+        "JUPYTERHUB_SSL_CERTFILE": server["cert"],
+        "JUPYTERHUB_SSL_CLIENT_CA": server["ca"],
+    }
+    return InternalSSL(hub["key"], hub["cert"], hub["ca"], env)
+
+
+@pytest.fixture
+async def tls_hub(internal_ssl: InternalSSL) -> AsyncIterator[StubHub]:
+    """The stub hub behind internal_ssl: its CA's certificate, client certificates required."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=internal_ssl.ca)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_cert_chain(internal_ssl.hub_cert, internal_ssl.hub_key)
+    async with serve(StubHub(), tls) as hub:
+        yield hub
 
 
 async def pull_with(world: CanvasWorld, credentials: Any, name: str = "x") -> Any:
@@ -268,3 +315,39 @@ def test_outside_a_hub_only_the_environment_is_used() -> None:
 async def test_unconfigured_hub_source_stands_aside() -> None:
     source = HubCredentialSource({})
     assert await source.canvas() is None and await source.google() is None
+
+
+async def test_a_hub_with_internal_ssl_is_asked_with_the_servers_certificate(
+    world: CanvasWorld, tls_hub: StubHub, internal_ssl: InternalSSL
+) -> None:
+    token = world.canvas.issue_token(world.student)
+    tls_hub.auth_state = canvas_state(world, token)
+    source = HubCredentialSource(tls_hub.env(**internal_ssl.server_env), renew_delay=0)
+    credentials = await source.canvas()
+    assert credentials is not None and await credentials.tokens.token() == token
+    assert tls_hub.asked == ["/hub/api/users/ada"]
+
+
+async def test_internal_ssl_without_usable_certificates_falls_back_and_says_why(
+    world: CanvasWorld,
+    tls_hub: StubHub,
+    internal_ssl: InternalSSL,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tls_hub.auth_state = canvas_state(world, "from-the-hub")
+    missing = {**internal_ssl.server_env, "JUPYTERHUB_SSL_CERTFILE": "/nonexistent/user.crt"}
+    for env, why in [
+        ({}, "unreachable"),  # no client certificate: the hub's CA is not trusted either
+        (missing, "internal_ssl"),
+    ]:
+        caplog.clear()
+        server_env = tls_hub.env(
+            CANVAS_BASE_URL=world.canvas.base_url, CANVAS_ACCESS_TOKEN="from-env", **env
+        )
+        with caplog.at_level(logging.WARNING, logger="privatepuller"):
+            assert await HubCredentialSource(server_env).canvas() is None
+        credentials = await default_credential_source(server_env).canvas()
+        assert credentials is not None and await credentials.tokens.token() == "from-env"
+        text = caplog.text
+        assert ("could not ask the hub" if why == "unreachable" else "internal_ssl") in text
+    assert tls_hub.asked == []  # the TLS handshake failed before any request reached it

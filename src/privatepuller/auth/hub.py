@@ -14,6 +14,11 @@ environment (`EnvCredentialSource`) is used. The request also makes the hub run
 `refresh_user` when the user's auth is older than `auth_refresh_age`, so the answer already
 holds renewed tokens.
 
+With JupyterHub's `internal_ssl`, the hub's API is https with certificates of the hub's own
+CA, and it asks for a client certificate: the server's, which JupyterHub names in
+`JUPYTERHUB_SSL_KEYFILE`, `JUPYTERHUB_SSL_CERTFILE` and `JUPYTERHUB_SSL_CLIENT_CA` (the CA),
+as jupyterhub's own `HubAuth` uses them.
+
 The hub's answer contains tokens: it is never logged, and neither is anything taken from it.
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,6 +156,7 @@ class HubCredentialSource:
         # them all. A renewal always bypasses this.
         self.cache_seconds = cache_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl: ssl.SSLContext | None = None
         self._cached: tuple[float, HubAnswer] | None = None
         self._lock = asyncio.Lock()
         self._warned: set[str] = set()
@@ -249,9 +256,19 @@ class HubCredentialSource:
         url = URL(f"{self._api_url}/users/{_quote_segment(self._user)}", encoded=True)
         headers = {"Authorization": f"token {self._api_token}", "Accept": "application/json"}
         try:
+            tls = self._internal_ssl() if url.scheme == "https" else None
+        except (OSError, ssl.SSLError) as error:
+            self._warn_once(
+                "internal-ssl",
+                "privatepuller: cannot use the hub's internal_ssl certificates named in "
+                "JUPYTERHUB_SSL_* (%s); using the server's environment instead.",
+                type(error).__name__,
+            )
+            return None
+        try:
             async with (
                 aiohttp.ClientSession(timeout=self._timeout, trust_env=False) as http,
-                http.get(url, headers=headers, allow_redirects=False) as response,
+                http.get(url, headers=headers, allow_redirects=False, ssl=tls or True) as response,
             ):
                 if response.status != 200:
                     # The status alone: the body is the hub's, but never risk echoing it.
@@ -285,6 +302,20 @@ class HubCredentialSource:
             return HubAnswer(False, None)
         state = model["auth_state"]
         return HubAnswer(True, state if isinstance(state, dict) else None)
+
+    def _internal_ssl(self) -> ssl.SSLContext | None:
+        """The client side of JupyterHub's internal_ssl (as jupyterhub.utils.make_ssl_context
+        makes it), or None without it: then the system's CAs verify the hub as usual."""
+        keyfile = self._environ.get("JUPYTERHUB_SSL_KEYFILE", "").strip()
+        certfile = self._environ.get("JUPYTERHUB_SSL_CERTFILE", "").strip()
+        if not keyfile or not certfile:
+            return None
+        if self._ssl is None:
+            cafile = self._environ.get("JUPYTERHUB_SSL_CLIENT_CA", "").strip() or None
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+            context.load_cert_chain(certfile, keyfile)
+            self._ssl = context
+        return self._ssl
 
     # -- explanations ----------------------------------------------------------------------
 
