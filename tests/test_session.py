@@ -124,6 +124,20 @@ def test_plain_http_is_refused_except_on_loopback():
     assert Origin.of("https://canvas.example.edu").require_secure()
 
 
+@pytest.mark.parametrize("where", ["http://127.0.0.1:{port}/blob", "http://localhost:{port}/blob"])
+async def test_a_real_provider_cannot_send_the_server_to_itself(two_origins, where: str) -> None:
+    """A file `url` or a redirect from an https provider that names this machine (say, the
+    Jupyter server's own port) is refused before it is sent; loopback origins (the fakes)
+    may still redirect to loopback, as every other test shows."""
+    _, _, store_rec = two_origins
+    url = URL(where.format(port=store_rec.url.port))
+    async with session_for(URL("https://canvas.example.edu")) as session:
+        with pytest.raises(UnsafeRequest, match="this server itself"):
+            async with session.request("GET", url):
+                pass
+    assert store_rec.seen == []
+
+
 def test_origin_normalises_case_ports_and_trailing_dots():
     assert Origin.of("https://Canvas.Example.EDU./x") == Origin.of("https://canvas.example.edu:443")
     assert Origin.of("https://canvas.example.edu:8443") != Origin.of("https://canvas.example.edu")

@@ -300,6 +300,12 @@ class ReadOnlySession:
         remaining: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
             hop_origin = Origin.of(url).require_secure()
+            if hop_origin.is_loopback and not self.origin.is_loopback:
+                # A real provider never sends a student's server to the server itself.
+                raise UnsafeRequest(
+                    f"{self.origin} pointed a request at {hop_origin}, an address of this "
+                    "server itself; privatepuller does not follow it."
+                )
             hop_headers = {**self._extra_headers, **headers} if hop_origin == self.origin else {}
             if hop_origin == self.origin:
                 hop_headers["Authorization"] = f"Bearer {await self._tokens.token()}"
