@@ -71,10 +71,11 @@ async def test_files_are_stored_in_the_order_they_are_added(
         paths[-1].write_bytes(content)
     async with origin.blob_writer() as writer:
         for path in paths:
-            await writer.add(path)
+            await writer.add(path.name, path)
         blobs = await writer.finish()
-    assert blobs == [blob_id(c) for c in contents]
-    for blob, content in zip(blobs, contents, strict=True):
+    assert list(blobs) == [p.name for p in paths]
+    assert list(blobs.values()) == [blob_id(c) for c in contents]
+    for blob, content in zip(blobs.values(), contents, strict=True):
         stored = subprocess.run(
             ["git", "--git-dir", str(origin.path), "cat-file", "blob", blob],
             capture_output=True,
@@ -87,8 +88,8 @@ async def test_a_file_git_cannot_read_fails_the_writer(origin: LocalOrigin, tmp_
     (tmp_path / "there").write_bytes(b"x")
     with pytest.raises(GitError, match="hash-object"):
         async with origin.blob_writer() as writer:
-            await writer.add(tmp_path / "there")
-            await writer.add(tmp_path / "not-there")
+            await writer.add("there", tmp_path / "there")
+            await writer.add("not-there", tmp_path / "not-there")
             await writer.finish()
     assert git_processes_in(origin) == []
 
@@ -97,7 +98,7 @@ async def test_leaving_the_writer_early_stops_git(origin: LocalOrigin, tmp_path:
     (tmp_path / "file").write_bytes(b"x")
     with pytest.raises(RuntimeError):
         async with origin.blob_writer() as writer:
-            await writer.add(tmp_path / "file")
+            await writer.add("file", tmp_path / "file")
             async with asyncio.timeout(10):  # until the fork has exec'd git
                 while not git_processes_in(origin):
                     await asyncio.sleep(0.01)
@@ -182,6 +183,6 @@ async def test_more_ids_than_a_pipe_holds(origin: LocalOrigin, tmp_path: Path) -
         paths[-1].write_bytes(b"%d\n" % index)
     async with asyncio.timeout(60), origin.blob_writer() as writer:
         for path in paths:
-            await writer.add(path)
+            await writer.add(path.name, path)
         blobs = await writer.finish()
-    assert blobs == [blob_id(b"%d\n" % i) for i in range(2000)]
+    assert list(blobs.values()) == [blob_id(b"%d\n" % i) for i in range(2000)]

@@ -209,7 +209,6 @@ async def _download_all(
     staging.mkdir(parents=True)
     semaphore = asyncio.Semaphore(config.concurrency)
     sizes: dict[str, int] = {}
-    stored: list[str] = []  # change keys, in the order handed to git
     unavailable: list[Skipped] = []
 
     async def one(index: int, file: RemoteFile, writer: BlobWriter) -> None:
@@ -234,8 +233,7 @@ async def _download_all(
                 "Nothing was changed; try again in a minute."
             )
         sizes[file.change_key] = size
-        stored.append(file.change_key)
-        await writer.add(dest)
+        await writer.add(file.change_key, dest)
         progress.file_done(file.path, size)
 
     try:
@@ -251,8 +249,8 @@ async def _download_all(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
-            ids = await writer.finish()
-        return dict(zip(stored, ids, strict=True)), sizes, unavailable
+            blobs = await writer.finish()
+        return blobs, sizes, unavailable
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -212,19 +212,20 @@ class BlobWriter:
         # Read as git writes, so that neither of its output pipes can fill up and stall it.
         self._out = asyncio.ensure_future(process.stdout.read())
         self._err = asyncio.ensure_future(process.stderr.read())
-        self._count = 0
+        self._keys: list[str] = []  # in the order handed to git, which answers in that order
 
-    async def add(self, path: Path) -> None:
-        """Store the file at `path`; its blob id comes from `finish`, in the order added."""
-        self._count += 1
+    async def add(self, key: str, path: Path) -> None:
+        """Store the file at `path` as `key`'s (a key not added before); `finish` gives its
+        blob id."""
+        self._keys.append(key)
         if self._stdin.is_closing():
             return  # git has stopped; `finish` says why
         self._stdin.write(f"{path}\n".encode())
         with contextlib.suppress(ConnectionError):
             await self._stdin.drain()
 
-    async def finish(self) -> list[str]:
-        """The blob ids of the files added, once git has stored them all."""
+    async def finish(self) -> dict[str, str]:
+        """Blob ids by key, in the order added, once git has stored every file."""
         self._stdin.close()
         with contextlib.suppress(ConnectionError):
             await self._stdin.wait_closed()
@@ -232,9 +233,9 @@ class BlobWriter:
         if await self._process.wait() != 0:
             raise self._origin._failed("hash-object", err.decode(errors="replace"))
         blobs = out.decode().split()
-        if len(blobs) != self._count:
+        if len(blobs) != len(self._keys):
             raise GitError("git hash-object returned the wrong number of ids")
-        return blobs
+        return dict(zip(self._keys, blobs, strict=True))
 
     async def stop(self) -> None:
         if self._process.returncode is None:
