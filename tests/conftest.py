@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,12 @@ from privatepuller.testing.fake_canvas import FakeCanvas
 
 # Every test is scanned for leaked credentials (tests/leak_scan.py).
 pytest_plugins = ["leak_scan"]
+
+
+def blob_id(content: bytes) -> str:
+    """The id git gives a blob of `content` (computed here, not asked of git)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
 
 # Real backoff schedule, on a clock 1000 times faster.
 FAST_CANVAS_POLICY = CANVAS_POLICY.scaled(0.001)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import os
 import shutil
 import signal
@@ -45,6 +44,7 @@ from typing import Any
 
 import pytest
 
+from conftest import blob_id
 from leak_scan import observe, scan_tree_now
 from privatepuller.auth.credentials import EnvCredentialSource
 from privatepuller.errors import DiskFull, PullError, SyncBusy
@@ -273,10 +273,6 @@ async def pulled_and_edited(course: Course) -> State:
     (course.target / "mine.txt").write_bytes(NEW_TREE["mine.txt"])
     course.instructor_update()
     return state(course)
-
-
-def blob_id(content: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 def snapshot_of(course: Course, commit: str) -> dict[str, str]:

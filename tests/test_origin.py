@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import CanvasWorld
+from conftest import CanvasWorld, blob_id
 from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncReport
 from privatepuller.sync.origin import ORIGIN_CONFIG, GitError, LocalOrigin
-
-
-def blob_id(content: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
 def git(folder: Path, *args: str) -> str:
