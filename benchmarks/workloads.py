@@ -141,6 +141,20 @@ def count_files(folder: Path) -> int:
 # -- cold pull, re-sync, 5 changed -------------------------------------------------------------
 
 
+def resync_both(
+    server: FakeServer, tree: Tree, target: Path, home: Path, dest: Path
+) -> tuple[Any, float, dict[str, Any], float, dict[str, Any]]:
+    """Our pull into `target` again, then the baseline script into `dest` again: our report,
+    and each one's time and the fake's counters."""
+    server.call("reset")
+    report, ours_s = asyncio.run(our_pull(tree, target, home))
+    ours = counters(server)
+    server.call("reset")
+    started = time.perf_counter()
+    tree.baseline(dest)
+    return report, ours_s, ours, time.perf_counter() - started, counters(server)
+
+
 def repeat_workloads(
     provider: str, server: FakeServer, tree: Tree, opts: Options, root: str
 ) -> list[Row]:
@@ -203,14 +217,7 @@ def repeat_workloads(
 
     # Re-sync, nothing changed.
     opts.log(f"{provider}: re-sync, nothing changed")
-    server.call("reset")
-    report, ours_s = asyncio.run(our_pull(tree, target, home))
-    ours = counters(server)
-    server.call("reset")
-    started = time.perf_counter()
-    result = tree.baseline(dest)
-    base_s = time.perf_counter() - started
-    base = counters(server)
+    report, ours_s, ours, base_s, base = resync_both(server, tree, target, home, dest)
     if "resync" in opts.only:
         allowed = ours["listing_pages"] + 2
         met = (
@@ -244,14 +251,7 @@ def repeat_workloads(
     changed = [f.path for f in tree.files[::step][: sizes.changed]]
     tree.change(changed)
     opts.log(f"{provider}: re-sync, {len(changed)} files changed")
-    server.call("reset")
-    report, ours_s = asyncio.run(our_pull(tree, target, home))
-    ours = counters(server)
-    server.call("reset")
-    started = time.perf_counter()
-    result = tree.baseline(dest)
-    base_s = time.perf_counter() - started
-    base = counters(server)
+    report, ours_s, ours, base_s, base = resync_both(server, tree, target, home, dest)
     if "changed" in opts.only:
         expected = sorted(p.split("/", 1)[1] for p in changed)
         met = (
