@@ -34,8 +34,8 @@ from privatepuller.resolvers.gdrive import (
     GoogleDriveFileLink,
     GoogleDriveFolderLink,
 )
-from privatepuller.server.targets import BadTargetPath, safe_target
 from privatepuller.sync.names import MAX_COMPONENT_BYTES, LocalNamer, sanitize_component
+from privatepuller.targets import BadTargetPath, safe_target
 
 # -- links -------------------------------------------------------------------------------------
 
@@ -295,13 +295,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("targets")
     (root / "home").mkdir()
     (root / "home" / "escape").symlink_to(root)
+    (root / "home" / "real").mkdir()
+    (root / "home" / "alias").symlink_to(root / "home" / "real")  # a link inside the home
     yield root / "home"
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
-        st.sampled_from(["..", ".", "", "~", "escape", ".git", "a", "Week 1", "/", "\\", "\x00"])
+        st.sampled_from(
+            [
+                *["..", ".", "", "~", "escape", "alias", "real", ".git", ".local", ".ssh", "a"],
+                *["Week 1", "/", "\\", "\x00", "\x1b", ". ", ".."],
+            ]
+        )
         | st.text(max_size=10),
         max_size=5,
     )
@@ -317,4 +324,9 @@ def test_a_targetpath_is_refused_or_stays_inside_the_home_folder(
         return
     real = os.path.realpath(target)
     assert real.startswith(os.path.realpath(home) + os.sep)
-    assert ".git" not in {p.lower() for p in PurePosixPath(targetpath).parts}
+    relative = target.relative_to(home)
+    # Visible folders only (tools keep their settings, and code, in hidden ones) ...
+    assert not any(part.startswith(".") for part in relative.parts)
+    # ... never reached through a symbolic link, and free of control characters.
+    assert real == os.path.join(os.path.realpath(home), *relative.parts)
+    assert not any(unicodedata.category(c) == "Cc" for c in targetpath)

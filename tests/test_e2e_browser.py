@@ -289,3 +289,35 @@ def test_merge_failure_offers_backup_and_resync_which_works(
     assert len(backups) == 1
     assert (backups[0] / "my work.txt").read_text() == "mine\n"
     assert (folder / "README.md").exists() and not (folder / "my work.txt").exists()
+
+
+def test_a_git_link_runs_nbgitpullers_page_under_our_policy_and_no_script_of_the_link(
+    setup: Setup, browser: WebDriver
+) -> None:
+    from server_helpers import make_git_repo
+
+    repo = make_git_repo(
+        setup.server.workdir / "upstream" / "git-course.git", {"README.md": "from git\n"}
+    )
+    urlpath = "api/contents/git-course.git/README.md"
+    hostile = {"repo": str(repo), "urlpath": urlpath, "branch": "main", "x": "<script>"}
+    query = urllib.parse.urlencode(hostile, quote_via=urllib.parse.quote)
+    browser.get(f"{setup.server.url}git-pull?{query}")
+    if browser.find_elements(By.ID, "password_input"):  # run on its own: not logged in yet
+        browser.find_element(By.ID, "password_input").send_keys(setup.server.token)
+        browser.find_element(By.ID, "login_submit").click()
+    wait(browser).until(lambda d: d.current_url.endswith(urllib.parse.quote(urlpath)))
+    assert "from git" in browser.find_element(By.TAG_NAME, "body").text
+
+    # A link whose parameters carry scripts: shown as text, never run, and nbgitpuller's
+    # script still works under the policy (it shows the failed sync: no such repository).
+    xss = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
+    params = {"repo": f"{repo}-missing/{xss}", "urlpath": xss, "targetpath": "xss"}
+    query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+    browser.get(f"{setup.server.url}git-pull?{query}")
+    wait(browser).until(lambda d: any(e.get("phase") == "error" for e in received(d)))
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "container-error")))
+    assert browser.title != "pwned"
+    header = browser.find_element(By.CLASS_NAME, "page-header").text
+    assert "<script>document.title='pwned'</script>" in header  # shown, escaped
+    assert not (setup.server.root / "xss").exists()

@@ -142,7 +142,7 @@ async def test_progress_events_arrive_in_order_from_the_loop_and_from_threads() 
     "targetpath", ["../x", "/etc", "a/../../b", "", ".", "~/x", "a\\..\\b", "x/.git", "a\x00b"]
 )
 def test_unsafe_targetpaths_are_refused(tmp_path: Path, targetpath: str) -> None:
-    from privatepuller.server.targets import BadTargetPath, safe_target
+    from privatepuller.targets import BadTargetPath, safe_target
 
     with pytest.raises(BadTargetPath) as caught:
         safe_target(tmp_path, targetpath)
@@ -151,7 +151,7 @@ def test_unsafe_targetpaths_are_refused(tmp_path: Path, targetpath: str) -> None
 
 
 def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
-    from privatepuller.server.targets import BadTargetPath, safe_target
+    from privatepuller.targets import BadTargetPath, safe_target
 
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / "out").symlink_to(tmp_path)
@@ -161,7 +161,7 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("targetpath", ["Week 1", "courses/DS 101", "./Week 1", "Übung"])
 def test_relative_targetpaths_are_accepted(tmp_path: Path, targetpath: str) -> None:
-    from privatepuller.server.targets import safe_target
+    from privatepuller.targets import safe_target
 
     target = safe_target(tmp_path, targetpath)
     assert target.parent == tmp_path or tmp_path in target.parents

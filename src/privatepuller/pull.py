@@ -6,6 +6,7 @@ and no credentials, so the server can decide at once whether a link is ours or n
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,10 +37,11 @@ from .resolvers.gdrive import (
     GoogleDriveResolver,
     parse_drive_url,
 )
-from .sync.engine import SyncConfig, SyncReport, sync
+from .sync.engine import SyncConfig, SyncReport, origin_for, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress
 from .sync.source import Source
+from .targets import claim_target, visible_name
 
 Link = CanvasFolderLink | CanvasFileLink | GoogleDriveFolderLink | GoogleDriveFileLink
 Resolved = CanvasFolder | CanvasFile | GoogleDriveFolder | GoogleDriveFile
@@ -92,11 +94,24 @@ def session_options(
 
 
 def default_target_name(repo: Resolved) -> str:
-    """The folder's own name (a course's name for its root), never an id or a query string."""
+    """The folder's own name (a course's name for its root), never an id or a query string,
+    and visible: a course called `.ipython` lands in `ipython`."""
     name = repo.name
     if isinstance(repo, CanvasFile | GoogleDriveFile) and "." in name.strip("."):
         name = name.rsplit(".", 1)[0]
-    return sanitize_component(name)
+    return sanitize_component(visible_name(name))
+
+
+def is_local_origin(remote: str, config: SyncConfig) -> bool:
+    """Is `remote` (a clone's origin URL) one of privatepuller's local origins?"""
+    path = os.path.realpath(remote.removeprefix("file://"))
+    return path.startswith(os.path.realpath(config.origins_dir) + os.sep)
+
+
+def is_origin_of(remote: str, source: Source, config: SyncConfig) -> bool:
+    """Is `remote` this source's local origin (a path; `file://` for clones made before)?"""
+    origin = origin_for(config, source.key)
+    return os.path.realpath(remote.removeprefix("file://")) == origin.location
 
 
 @asynccontextmanager
@@ -160,8 +175,15 @@ async def pull_resolved(
     backup: bool = False,
     puller_parent: Any = None,
 ) -> SyncReport:
-    """Sync an already resolved folder or file into `target`."""
+    """Sync an already resolved folder or file into `target`: an absent folder, or a copy made
+    by this same link (anything else is refused before a file is listed)."""
     async with open_source(repo, credentials, config, progress) as source:
+        claim_target(
+            target.parent,
+            target,
+            lambda remote: is_origin_of(remote, source, config),
+            link_name=repo.name,
+        )
         return await sync(
             source,
             target,

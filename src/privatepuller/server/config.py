@@ -60,6 +60,14 @@ class PrivatePuller(Configurable):
         help="""Seconds the progress page waits to learn the folder's name (the default target
         folder) before it renders anyway; the sync then finds the name itself.""",
     )
+    allowed_target_parents = List(
+        Unicode(),
+        config=True,
+        help="""Folders (relative to the server's root) that links may put their folders in,
+        e.g. ["courses"]; empty (the default) allows any visible folder in the root. This only
+        narrows the rule every link follows (a relative path, no part starting with ".", no
+        symbolic links, never another project's folder); it cannot widen it.""",
+    )
     credential_sources = List(
         Type(klass=object),
         config=True,

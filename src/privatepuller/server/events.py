@@ -171,6 +171,28 @@ _CANVAS_TOKEN = re.compile(r"\b\d+~[A-Za-z0-9]{20,}\b")
 _GOOGLE_TOKEN = re.compile(r"\bya29\.[A-Za-z0-9_\-.]+")
 
 
+# Terminal escapes and other control characters (C0 but tab and newline, DEL, C1, line
+# separators and bidirectional overrides): a link's path segments, a provider's names and a
+# git remote's messages reach the log panel (a terminal emulator) and the server's log.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (tab and newline stay)."""
+    return _CONTROL.sub("", text)
+
+
+def clean_event(event: Any) -> Any:
+    """An event with `printable` applied to every string in it."""
+    if isinstance(event, str):
+        return printable(event)
+    if isinstance(event, dict):
+        return {key: clean_event(value) for key, value in event.items()}
+    if isinstance(event, list | tuple):
+        return [clean_event(value) for value in event]
+    return event
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """Remove anything that could be a credential from text bound for a page or a log."""
     for secret in [*secrets, *(os.environ.get(name, "") for name in SECRET_ENV)]:
@@ -181,4 +203,4 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     text = _BEARER.sub("Bearer [secret]", text)
     text = _TOKEN_PARAM.sub(r"\1=[secret]", text)
     text = _CANVAS_TOKEN.sub("[secret]", text)
-    return _GOOGLE_TOKEN.sub("[secret]", text)
+    return printable(_GOOGLE_TOKEN.sub("[secret]", text))

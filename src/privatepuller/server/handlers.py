@@ -13,23 +13,35 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 import jinja2
-from nbgitpuller.handlers import SyncHandler, UIHandler, jinja_env
-from nbgitpuller.version import __version__ as nbgitpuller_version
+from nbgitpuller.handlers import SyncHandler, UIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
+from yarl import URL
 
 from ..errors import PullError
-from ..pull import Link, default_target_name, parse_link, pull_resolved, resolve_link
+from ..pull import (
+    Link,
+    default_target_name,
+    is_local_origin,
+    parse_link,
+    pull_resolved,
+    resolve_link,
+)
 from ..sync.engine import SyncReport
+from ..targets import claim_target, repo_parent_dir, safe_target, visible_name
 from .config import PrivatePuller
 from .events import (
     Event,
     SSEProgress,
+    clean_event,
     finished,
     format_exception,
+    printable,
     pull_error_event,
     report_lines,
     scrub,
@@ -37,7 +49,6 @@ from .events import (
     syncing,
     unexpected_error_event,
 )
-from .targets import repo_parent_dir, safe_target
 
 
 def _all_subclasses(cls: type[PullError]) -> set[type[PullError]]:
@@ -47,17 +58,10 @@ def _all_subclasses(cls: type[PullError]) -> set[type[PullError]]:
     return found
 
 
-# nbgitpuller's own templates, rendered with autoescaping: a link's `repo` is chosen by whoever
-# wrote the link, and the template puts it into an href unfiltered.
-# Our template extends nbgitpuller's status.html with a small script that shows our
-# student-facing messages in its help box.
+# Every /git-pull page, git links included, is rendered by our template with autoescaping:
+# nbgitpuller's Jinja environment does not escape, and a link's parameters are anyone's.
 TEMPLATES = jinja2.Environment(
-    loader=jinja2.ChoiceLoader(
-        [
-            jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
-            jinja_env.loader,
-        ]
-    ),
+    loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
     autoescape=True,
 )
 
@@ -102,33 +106,84 @@ def is_truthy_backup(value: str | None) -> bool:
     return bool(value)
 
 
-class PrivateUIHandler(UIHandler):
-    """The progress page: nbgitpuller's own template, with a better default target folder."""
+# No inline script runs but ours (each carries the page's nonce); nothing is loaded from
+# elsewhere; the page cannot be framed by other sites. Styles may be inline: nbgitpuller's
+# script adds its terminal's styles at run time.
+CSP = (
+    "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'"
+)
+
+
+class PageMixin:
+    """A restrictive Content-Security-Policy with a nonce for this response's scripts."""
+
+    @property
+    def csp_nonce(self) -> str:
+        nonce = getattr(self, "_csp_nonce", None)
+        if nonce is None:
+            nonce = self._csp_nonce = secrets.token_urlsafe(16)
+        return nonce
+
+    @property
+    def content_security_policy(self) -> str:
+        return CSP.format(nonce=self.csp_nonce)
+
+
+def git_link_target(repo: str, targetpath: str | None) -> str:
+    """A git link's folder: its targetpath, or (as nbgitpuller) the URL's last segment, made
+    visible (a repository called `.ipython` lands in `ipython`)."""
+    return targetpath or visible_name(repo.rstrip("/").split("/")[-1])
+
+
+def repo_shown(repo: str) -> tuple[str | None, str]:
+    """(href, label) of the page's "Synchronizing …": only http(s) URLs become links, and the
+    label never carries user info or a query (a Drive resource key is a credential)."""
+    label = scrub(printable(repo))
+    try:
+        url = URL(repo)
+        if url.scheme in ("http", "https") and url.host:
+            safe = str(url.with_user(None).with_query(None).with_fragment(None))
+            return safe, safe
+    except ValueError:
+        pass
+    return None, label
+
+
+class PrivateUIHandler(PageMixin, UIHandler):
+    """The progress page, for every link: nbgitpuller's page from our escaping template, with
+    the folder's own name as the default target of Canvas and Drive links."""
 
     @web.authenticated
     async def get(self) -> None:
-        repo = self.get_argument("repo", None)
+        repo = self.get_argument("repo")
         link = recognise(repo)
-        if link is None:
-            await super().get()
-            return
-        assert repo is not None
         targetpath = self.get_argument("targetpath", None) or self.get_argument("targetPath", None)
-        if not targetpath:
+        if link is None:
+            targetpath = git_link_target(repo, targetpath)
+            branch, depth = self.get_argument("branch", None), self.get_argument("depth", None)
+        elif not targetpath:
             # The folder's own name; "" when it cannot be learnt quickly (or the link is
             # unusable): the sync then learns the name, or says what is wrong.
             targetpath = "" if isinstance(link, PullError) else await self._default_target(link)
+            branch = depth = None  # git-only parameters are ignored for our links
+        else:
+            branch = depth = None
         backup = self.get_argument("backup", None) or None
+        href, label = repo_shown(repo)
         self.write(
             TEMPLATES.get_template("privatepuller-status.html").render(
                 our_codes=our_error_codes(),
                 repo=repo,
-                branch=None,  # git-only parameters (branch, depth) are ignored
-                depth=None,
+                repo_href=href,
+                repo_label=label,
+                branch=branch,
+                depth=depth,
                 path=self._redirect_path(targetpath, backup is not None),
                 targetpath=targetpath,
                 backup=backup,
-                version=nbgitpuller_version,
+                csp_nonce=self.csp_nonce,
                 **self.template_namespace,
             )
         )
@@ -170,8 +225,9 @@ class PrivateUIHandler(UIHandler):
         return "tree/" + path
 
 
-class PrivateSyncHandler(SyncHandler):
-    """The SSE stream the progress page opens: our sync for our links, nbgitpuller's otherwise."""
+class PrivateSyncHandler(PageMixin, SyncHandler):
+    """The SSE stream the progress page opens: our sync for our links, nbgitpuller's otherwise
+    (after the same target-folder rule)."""
 
     _stream_closed = False
 
@@ -180,11 +236,10 @@ class PrivateSyncHandler(SyncHandler):
         repo = self.get_argument("repo", None)
         link = recognise(repo)
         if link is None:
-            await super().get()
+            await self._git_link(repo)
             return
         assert repo is not None
-        self.set_header("content-type", "text/event-stream")
-        self.set_header("cache-control", "no-cache")
+        self._event_stream()
         if isinstance(link, PullError):
             await self._send(pull_error_event(link))
             return
@@ -216,6 +271,35 @@ class PrivateSyncHandler(SyncHandler):
             return
         await self._send(finished())
 
+    def _event_stream(self) -> None:
+        self.set_header("content-type", "text/event-stream")
+        self.set_header("cache-control", "no-cache")
+
+    async def _git_link(self, repo: str | None) -> None:
+        """nbgitpuller's sync, into a folder checked by the rule our links follow, before git
+        contacts anything."""
+        if repo:
+            parent = repo_parent_dir(self.settings)
+            given = self.get_argument("targetpath", None) or self.get_argument("targetPath", None)
+            targetpath = git_link_target(repo, given)
+            try:
+                target = safe_target(parent, targetpath, self._allowed_parents())
+                claim_target(parent, target, lambda remote: remote == repo, link_name=repo)
+            except PullError as error:
+                self._event_stream()
+                await self._send(pull_error_event(error))
+                return
+            self.request.arguments.pop("targetPath", None)
+            self.request.arguments["targetpath"] = [targetpath.encode()]
+        await super().get()
+
+    async def emit(self, data: Any) -> None:
+        """nbgitpuller's events (git links): no control characters from a remote's output."""
+        await super().emit(clean_event(data) if isinstance(data, dict) else printable(data))
+
+    def _allowed_parents(self) -> list[str]:
+        return list(get_privatepuller(self.settings).allowed_target_parents)
+
     def _nothing_copied(self, report: SyncReport) -> NothingCopied:
         config = get_privatepuller(self.settings)
         count = len(report.excluded)
@@ -238,11 +322,20 @@ class PrivateSyncHandler(SyncHandler):
         credentials = config.credentials()
         sync_config = config.sync_config()
         parent = repo_parent_dir(self.settings)
-        # Validate a given targetpath before any request to the provider.
-        target = safe_target(parent, targetpath) if targetpath else None
+
+        def checked(targetpath: str, name: str) -> Path:
+            target = safe_target(parent, targetpath, self._allowed_parents())
+            claim_target(
+                parent, target, lambda remote: is_local_origin(remote, sync_config), link_name=name
+            )
+            return target
+
+        # A given targetpath is checked before any request to the provider; a folder that
+        # exists must be one of privatepuller's copies (pull_resolved checks it is this link's).
+        target = checked(targetpath, printable(repo)) if targetpath else None
         resolved = await resolve_link(link, credentials, sync_config, progress)
         if target is None:
-            target = safe_target(parent, default_target_name(resolved))
+            target = checked(default_target_name(resolved), resolved.name)
         return await pull_resolved(
             resolved,
             target,
@@ -274,6 +367,7 @@ class PrivateSyncHandler(SyncHandler):
                 await self._write(": keepalive\n\n")
 
     async def _send(self, event: Event) -> None:
+        event = clean_event(event)
         if "output" in event:
             self.log.info("privatepuller: %s", event["output"].rstrip())
         await self._write(f"data: {json.dumps(event)}\n\n")
