@@ -301,6 +301,43 @@ async def test_client_sees_drive_error_reasons(drive: FakeDrive, service: Any) -
         assert await run(lambda call=call: _error_reason(call)) == expected
 
 
+async def test_per_file_refusals_apply_to_exports_later_flags_and_injected_faults(
+    drive: FakeDrive, service: Any
+) -> None:
+    folder = drive.add_folder("course", share_with=SA)
+    doc = drive.add_google_doc("Doc", folder.id, "document", "hi", abusive=True)
+    sheet = drive.add_google_doc("Sheet", folder.id, "spreadsheet", "a,b", can_download=False)
+    blob = drive.add_file("b.bin", folder.id, b"x")
+    files = service.files()
+
+    def export(item: FakeItem) -> Any:
+        return files.export_media(fileId=item.id, mimeType="application/pdf").execute
+
+    assert await run(lambda: _error_reason(export(doc))) == (403, "cannotDownloadAbusiveFile")
+    assert await run(lambda: _error_reason(export(sheet))) == (403, "insufficientFilePermissions")
+    drive.restrict(blob.id, download_quota_exceeded=True)
+    assert drive.item(blob.id).version == blob.version + 1
+    media = files.get_media(fileId=blob.id).execute
+    assert await run(lambda: _error_reason(media)) == (403, "downloadQuotaExceeded")
+    drive.restrict(blob.id, download_quota_exceeded=False)
+    for reason in ("cannotDownloadFile", "appNotAuthorizedToFile", "domainPolicy"):
+        drive.inject_fault(rf"/files/{blob.id}\?", f"403_{reason}")  # type: ignore[arg-type]
+        assert await run(lambda: _error_reason(media)) == (403, reason)
+    drive.inject_fault(rf"/files/{blob.id}\?", "403_appNotAuthorizedToFile")
+    body = json.loads(await run(lambda: _error_body(media)))
+    assert body["error"]["code"] == 403 and blob.id in body["error"]["message"]
+    assert body["error"]["errors"][0]["domain"] == "global"
+    assert await run(lambda: files.get_media(fileId=blob.id).execute()) == b"x"
+
+
+def _error_body(call: Any) -> bytes:
+    try:
+        call()
+    except HttpError as e:
+        return bytes(e.content)
+    raise AssertionError("no HttpError")
+
+
 @pytest.mark.parametrize(
     ("kind", "status", "retried"),
     [

@@ -155,6 +155,32 @@ def insufficient_file_permissions() -> web.Response:
     return error_response(403, "insufficientFilePermissions", msg)
 
 
+def cannot_download_file() -> web.Response:
+    """Downloads (or copies) turned off for readers, seen at download time (the listing may
+    still have said ``canDownload: true``: the owner changed it, or a DLP rule applies). The
+    message is the one clients match on (a public Drive client's handling); unverified."""
+    msg = "This file cannot be downloaded by the user."
+    return error_response(403, "cannotDownloadFile", msg)
+
+
+def app_not_authorized_to_file(file_id: str, app_id: str = "123456789012") -> web.Response:
+    msg = f"The user has not granted the app {app_id} read access to the file {file_id}."
+    return error_response(
+        403, "appNotAuthorizedToFile", msg, location="Authorization", location_type="header"
+    )
+
+
+def domain_policy() -> web.Response:
+    """The caller's Workspace domain does not allow this app: every request, not one file."""
+    msg = "The domain administrators have disabled Drive apps."
+    return error_response(403, "domainPolicy", msg)
+
+
+def daily_limit() -> web.Response:
+    """The project's daily quota: every request of the service account, not one file."""
+    return error_response(403, "dailyLimitExceeded", "Daily Limit Exceeded", domain="usageLimits")
+
+
 def file_not_exportable() -> web.Response:
     return error_response(403, "fileNotExportable", "Export only supports Docs Editors files.")
 

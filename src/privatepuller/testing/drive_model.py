@@ -201,11 +201,16 @@ class DriveModel:
         *,
         export_too_large: bool = False,
         reported_size: int | None = None,
+        abusive: bool = False,
+        download_quota_exceeded: bool = False,
+        can_download: bool = True,
     ) -> FakeItem:
         """A Google-native file. ``text`` is its Markdown/plain text (Docs, Slides) or CSV
         (Sheets); other export formats are opaque stubs. ``export_too_large`` makes every
         export fail with 403 exportSizeLimitExceeded. ``reported_size`` overrides its `size`
-        (Drive's size of a Doc says little about its exports: images make a PDF big)."""
+        (Drive's size of a Doc says little about its exports: images make a PDF big).
+        ``abusive``, ``download_quota_exceeded`` and ``can_download`` refuse its exports as
+        `add_file`'s refuse a blob's download."""
         size = EXPORT_LIMIT + 1024**2 if export_too_large else len(text.encode("utf-8"))
         size = size if reported_size is None else reported_size
         return self._add(
@@ -215,6 +220,9 @@ class DriveModel:
             text=text,
             size=size,
             export_too_large=export_too_large,
+            abusive=abusive,
+            download_quota_exceeded=download_quota_exceeded,
+            can_download=can_download,
         )
 
     def add_shortcut(self, name: str, parent: str, target_id: str) -> FakeItem:
@@ -242,6 +250,24 @@ class DriveModel:
             size = item.size if item.export_too_large else len(content)
             changes = {"text": text, "size": size}
         self._replace(item, touch=True, **changes)
+
+    def restrict(
+        self,
+        file_id: str,
+        *,
+        abusive: bool | None = None,
+        download_quota_exceeded: bool | None = None,
+        can_download: bool | None = None,
+    ) -> None:
+        """Change a file's download refusals later (Google flags it as malware, its download
+        quota runs out, its owner turns downloading off): version+1, content unchanged."""
+        wanted = {
+            "abusive": abusive,
+            "download_quota_exceeded": download_quota_exceeded,
+            "can_download": can_download,
+        }
+        changes = {name: value for name, value in wanted.items() if value is not None}
+        self._replace(self._items[file_id], touch=False, **changes)
 
     def rename(self, file_id: str, name: str) -> None:
         self._replace(self._items[file_id], touch=True, name=name)

@@ -87,6 +87,17 @@ FaultKind = Literal[
     "invalid_grant",
     "truncate",
     "stall_body",
+    # One file's refusals (exact bodies of drive_errors), for a download or an export ...
+    "403_cannotDownloadAbusiveFile",
+    "403_cannotDownloadFile",
+    "403_downloadQuotaExceeded",
+    "403_insufficientFilePermissions",
+    "403_appNotAuthorizedToFile",
+    "403_exportSizeLimitExceeded",
+    # ... and refusals of every request of the account (not about one file).
+    "403_domainPolicy",
+    "403_dailyLimitExceeded",
+    "403_insufficientPermissions",
 ]
 _FAULT_KINDS = frozenset(get_args(FaultKind))
 
@@ -411,7 +422,10 @@ class FakeDrive(DriveModel):
         (where error bodies take the OAuth shape). ``reset`` drops the connection (RST);
         ``stall`` never answers (until ``stop()``); ``truncate`` serves the request normally
         but resets the connection after half the body; ``stall_body`` serves half the body of a
-        download, then nothing until ``stop()``; ``invalid_grant`` is for /token."""
+        download, then nothing until ``stop()``; ``invalid_grant`` is for /token. The
+        ``403_<reason>`` kinds answer with Drive's exact body for that reason: one file's
+        refusals (malware, downloads turned off, download quota, ...) and the account-wide ones
+        (``domainPolicy``, ``dailyLimitExceeded``, ``insufficientPermissions``)."""
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(_FAULT_KINDS)}")
         self._faults.append(_Fault(re.compile(path_regex), kind, times))
@@ -509,6 +523,17 @@ class FakeDrive(DriveModel):
             "503": lambda: err.backend_error(503),
             "401": err.auth_error,
             "invalid_grant": lambda: err.oauth_error(400, "invalid_grant", "Bad Request"),
+            "403_cannotDownloadAbusiveFile": err.abusive_file,
+            "403_cannotDownloadFile": err.cannot_download_file,
+            "403_downloadQuotaExceeded": err.download_quota_exceeded,
+            "403_insufficientFilePermissions": err.insufficient_file_permissions,
+            "403_appNotAuthorizedToFile": lambda: err.app_not_authorized_to_file(
+                request.match_info.get("file_id", "")
+            ),
+            "403_exportSizeLimitExceeded": err.export_too_large,
+            "403_domainPolicy": err.domain_policy,
+            "403_dailyLimitExceeded": err.daily_limit,
+            "403_insufficientPermissions": err.insufficient_scopes,
         }[kind]()
 
     def _authenticate(self, request: web.Request) -> Caller:
@@ -663,12 +688,9 @@ class FakeDrive(DriveModel):
             return err.insufficient_scopes()
         if not item.is_blob:
             return err.file_not_downloadable()
-        if not item.can_download:
-            return err.insufficient_file_permissions()
-        if item.abusive:  # acknowledgeAbuse is ignored: a reader can't override it
-            return err.abusive_file()
-        if item.download_quota_exceeded:
-            return err.download_quota_exceeded()
+        refused = _refusal(item)
+        if refused is not None:
+            return refused
         size = item.size or 0
         try:
             span = parse_range(request.headers.get("Range"), size)
@@ -716,6 +738,9 @@ class FakeDrive(DriveModel):
             return err.file_not_exportable()
         if target not in EXPORT_FORMATS.get(item.mime_type, ()):
             return err.conversion_not_supported()
+        refused = _refusal(item)
+        if refused is not None:
+            return refused
         if item.export_too_large:
             return err.export_too_large()
         body = export_bytes(item.id, item.version, item.mime_type, item.text, target)
@@ -822,6 +847,17 @@ async def _truncated(
     return stream
 
 
+def _refusal(item: FakeItem) -> web.Response | None:
+    """A per-file refusal of a download or an export, if the item has one."""
+    if not item.can_download:
+        return err.insufficient_file_permissions()
+    if item.abusive:  # acknowledgeAbuse is ignored: a reader can't override it
+        return err.abusive_file()
+    if item.download_quota_exceeded:
+        return err.download_quota_exceeded()
+    return None
+
+
 def _token_fault(kind: str) -> web.Response:
     """Faults on the token endpoint, in the OAuth error shape google-auth parses."""
     if kind == "invalid_grant":
@@ -831,4 +867,6 @@ def _token_fault(kind: str) -> web.Response:
     if kind in ("429", "403_userRateLimitExceeded", "403_rateLimitExceeded"):
         status = 429 if kind == "429" else 403
         return err.oauth_error(status, "rate_limit_exceeded", "Rate Limit Exceeded")
+    if kind.startswith("403_"):  # Drive API refusals have no token-endpoint form
+        return err.oauth_error(403, "access_denied", "Forbidden")
     return err.oauth_error(int(kind), "internal_failure", "Backend Error")
