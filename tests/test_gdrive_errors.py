@@ -26,7 +26,6 @@ from privatepuller.auth.session import SessionOptions
 from privatepuller.cli import summary
 from privatepuller.errors import (
     ConfigurationError,
-    DownloadFailed,
     LoginExpired,
     NoAccess,
     NotConfigured,
@@ -40,6 +39,7 @@ from privatepuller.resolvers.gdrive import GoogleDriveFolder
 from privatepuller.sync.engine import origin_for
 from privatepuller.sync.manifest import RemoteFile
 from privatepuller.sync.progress import NullProgress
+from privatepuller.sync.source import SkipFile
 from privatepuller.testing.drive_demo import notebook
 from privatepuller.testing.fake_drive import FakeDrive, QuotaPolicy
 
@@ -249,21 +249,18 @@ async def test_transient_errors_are_retried(world: DriveWorld, kind: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("flag", "error_type", "phrase"),
-    [
-        ("download_quota_exceeded", DownloadFailed, "download quota is used up"),
-        ("abusive", NoAccess, "malware or spam"),
-    ],
+    ("flag", "reason"),
+    [("download_quota_exceeded", "download_quota"), ("abusive", "abusive")],
 )
-async def test_final_403s_are_not_retried_and_explained(
-    world: DriveWorld, flag: str, error_type: type[PullError], phrase: str
+async def test_final_per_file_403s_are_not_retried_and_skip_only_that_file(
+    world: DriveWorld, flag: str, reason: str
 ) -> None:
     bad = world.drive.add_file("model.bin", world.course.id, b"weights", **{flag: True})
-    with pytest.raises(error_type, match=phrase) as error:
-        await pull_drive(world, world.folder_url(world.course))
-    assert "“model.bin”" in error.value.message
+    report = await pull_drive(world, world.folder_url(world.course))
+    assert ("model.bin", reason) in {(s.path, s.reason) for s in report.skipped}
     assert len(content_requests(world.drive, bad)) == 1
-    assert not (world.workdir / "Intro to Data").exists()
+    assert not (report.target / "model.bin").exists()
+    assert (report.target / "01-welcome.ipynb").exists()
 
 
 async def test_insufficient_file_permissions_on_download(world: DriveWorld) -> None:
@@ -271,8 +268,10 @@ async def test_insufficient_file_permissions_on_download(world: DriveWorld) -> N
     repo = GoogleDriveFolder(world.course.id, "Intro to Data")
     async with GoogleDriveFetcher(world.credentials, options=FAST).source(repo) as source:
         file = RemoteFile("key.pdf", 4, "k", DriveDownload(locked.id, None, (world.course.id,)))
-        with pytest.raises(NoAccess, match="turned off downloading"):
+        with pytest.raises(SkipFile) as skip:
             await source.download(file, world.workdir / "x", max_bytes=None, on_bytes=print)
+    assert skip.value.reason == "download_disabled"
+    assert "allow downloading" in skip.value.detail
     assert len(content_requests(world.drive, locked)) == 1
     assert not (world.workdir / "x").exists()
 

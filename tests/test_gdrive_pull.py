@@ -264,7 +264,7 @@ async def test_large_and_locked_files_are_excluded_and_reported(world: DriveWorl
     config = dataclasses.replace(world.config, max_file_size=2 * MiB)
     report = await pull_drive(world, world.folder_url(world.course), config=config)
     assert [(s.path, s.reason) for s in report.excluded] == [("dataset.bin", "too_large")]
-    assert ("answers.pdf", "locked") in {(s.path, s.reason) for s in report.skipped}
+    assert ("answers.pdf", "download_disabled") in {(s.path, s.reason) for s in report.skipped}
     assert content_requests(world.drive, huge) == content_requests(world.drive, locked) == []
     assert not (report.target / "dataset.bin").exists()
 

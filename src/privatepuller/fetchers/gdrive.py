@@ -396,7 +396,11 @@ class GoogleDriveSource:
         file_id = str(item["id"])
         version = str(item.get("version", ""))
         if (item.get("capabilities") or {}).get("canDownload") is False:
-            return Skipped(path, "locked", "its owner turned off downloading for viewers")
+            return Skipped(
+                path,
+                "download_disabled",
+                "ask your instructor to allow downloading, or to share it as Editor",
+            )
         if is_google_native(mime):
             export = self.exports.get(mime)
             if export is None and mime in EXPORT_CHOICES:

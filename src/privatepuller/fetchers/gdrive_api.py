@@ -8,6 +8,7 @@ student (or instructor, or admin) can act on; see `drive_error`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -370,7 +371,10 @@ class DriveAPI:
                 on_bytes=on_bytes,
             )
         except HTTPStatusError as error:
-            raise drive_error(error, what, self.account_email) from None
+            # One file Drive will not send (malware, downloads turned off, its download
+            # quota) is skipped and reported; a refusal of the whole account fails the sync.
+            skip = file_refusal(error, what)
+            raise skip or drive_error(error, what, self.account_email) from None
         except (LoginExpired, RateLimited) as error:
             raise _session_error(error) from None
         except ResponseTooLarge as error:
@@ -391,6 +395,66 @@ def _session_error(error: LoginExpired | RateLimited) -> PullError:
         "one Drive quota), and it did not let up in time. Nothing was changed; try again in a "
         "few minutes."
     )
+
+
+# 403 reasons about the hub's account or project, not one file: they fail the whole sync.
+# (The rate limits are retried by the session first; `usageLimits` covers the other quotas.)
+ACCOUNT_REASONS = frozenset(
+    {
+        "insufficientPermissions",  # the token lacks drive.readonly
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "domainPolicy",  # the account's Workspace domain does not allow the app
+        "dailyLimitExceeded",
+        "quotaExceeded",
+        "userRateLimitExceeded",
+        "rateLimitExceeded",
+    }
+)
+# One file's 403 on a download or export -> the reason it is reported under (words for
+# students: server/events.py SKIP_REASONS) and what would help.
+FILE_REFUSALS: dict[str, tuple[str, str]] = {
+    # Only the owner may download a flagged file, with acknowledgeAbuse=true: never sent.
+    "cannotDownloadAbusiveFile": ("abusive", "ask your instructor to check it and replace it"),
+    "cannotDownloadFile": (
+        "download_disabled",
+        "ask your instructor to allow downloading, or to share it as Editor",
+    ),
+    "insufficientFilePermissions": (
+        "download_disabled",
+        "ask your instructor to allow downloading, or to share it as Editor",
+    ),
+    "downloadQuotaExceeded": (
+        "download_quota",
+        "it was downloaded too many times; this usually clears within 24 hours",
+    ),
+    "fileNotDownloadable": ("not_downloadable", "Google Drive cannot send it in this form"),
+    "fileNotExportable": ("not_downloadable", "Google Drive cannot send it in this form"),
+}
+
+
+def file_refusal(error: HTTPStatusError, what: str) -> SkipFile | None:
+    """A 403 on one file's download or export -> `SkipFile` (that file is skipped and
+    reported, the others are synced); None for refusals of the whole account (scope, domain
+    policy, quotas), which fail the sync like any listing error."""
+    if error.status != 403:
+        return None
+    reason = error.reason or ""
+    if reason in ACCOUNT_REASONS or _error_domain(error.body) == "usageLimits":
+        return None
+    if reason == "exportSizeLimitExceeded":
+        skip = drive_error(error, what)  # its own words: "too large for Google to convert"
+        return skip if isinstance(skip, SkipFile) else None
+    if reason in FILE_REFUSALS:
+        return SkipFile(*FILE_REFUSALS[reason])
+    return SkipFile("refused", f"Google Drive answered 403{f' ({reason})' if reason else ''}")
+
+
+def _error_domain(body: bytes) -> str | None:
+    """`error.errors[0].domain` of a Drive error body, or None."""
+    try:
+        return str(json.loads(body)["error"]["errors"][0]["domain"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 def drive_error(
@@ -431,6 +495,12 @@ def drive_error(
             )
         if reason in ("fileNotDownloadable", "fileNotExportable"):
             return DownloadFailed(f"Google Drive cannot download {what} in this form.")
+        if reason in ("dailyLimitExceeded", "quotaExceeded"):
+            return RateLimited(
+                "Google Drive's daily limit for this hub's account is used up (everyone on the "
+                "hub shares it). Nothing was changed; try again later, and tell your hub "
+                "administrator if it keeps happening."
+            )
         if reason in ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"):
             return ConfigurationError(
                 "The hub's Google token does not carry the drive.readonly scope. Ask your hub "
