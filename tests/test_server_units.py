@@ -241,3 +241,21 @@ def test_link_command_prints_the_link() -> None:
         "https://hub.example.edu/hub/user-redirect/git-pull?repo=https%3A%2F%2Fcanvas.example.edu"
         "%2Fcourses%2F12%2Ffiles%2Ffolder%2FWeek%25201&urlpath=lab%2Ftree%2FWeek%201"
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "extensions", "app"),
+    [
+        ({}, {}, "notebook"),  # nbgitpuller's default: tree/<folder>
+        ({}, {"jupyterlab": True}, "lab"),  # only JupyterLab: tree/ would be a 404
+        ({}, {"jupyterlab": True, "notebook": True}, "notebook"),
+        ({}, {"jupyterlab": False, "notebook": False}, "notebook"),
+        ({"NBGITPULLER_APP": "lab"}, {"notebook": True}, "lab"),
+    ],
+)
+def test_links_without_urlpath_land_where_a_file_browser_is(
+    environ: dict[str, str], extensions: dict[str, bool], app: str
+) -> None:
+    from privatepuller.server.handlers import default_app
+
+    assert default_app(environ, extensions) == app

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,17 @@ def repo_shown(repo: str) -> tuple[str | None, str]:
     return None, label
 
 
+def default_app(environ: Mapping[str, str], extensions: Mapping[str, bool]) -> str:
+    """Where a link without `urlpath` lands: $NBGITPULLER_APP, else the classic file browser
+    (`tree/`, nbgitpuller's default) when Notebook serves it, else JupyterLab, where `tree/`
+    would be a 404."""
+    if environ.get("NBGITPULLER_APP"):
+        return environ["NBGITPULLER_APP"]
+    if extensions.get("jupyterlab") and not extensions.get("notebook"):
+        return "lab"
+    return "notebook"
+
+
 class PrivateUIHandler(PageMixin, UIHandler):
     """The progress page, for every link: nbgitpuller's page from our escaping template, with
     the folder's own name as the default target of Canvas and Drive links."""
@@ -217,7 +229,9 @@ class PrivateUIHandler(PageMixin, UIHandler):
         return self._app_prefix(os.path.join(parent_reldir, targetpath, subpath))
 
     def _app_prefix(self, path: str) -> str:
-        app = self.get_argument("app", os.getenv("NBGITPULLER_APP", "notebook"))
+        nbapp = self.settings.get("nbapp")
+        extensions = getattr(nbapp, "jpserver_extensions", None) or {}
+        app = self.get_argument("app", None) or default_app(os.environ, extensions)
         if app.lower() == "lab":
             return "lab/tree/" + path
         if path.lower().endswith(".ipynb"):
