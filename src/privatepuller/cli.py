@@ -74,24 +74,35 @@ def _mb(size: int) -> str:
     return f"{size / MiB:.1f} MB"
 
 
+# The command line's own words for its limits (the options that set them).
+CLI_REASONS = {
+    "too_large": "larger than the limit for one file (--max-file-size)",
+    "total_cap": "past the limit for the whole folder (--max-total-size)",
+}
+
+
 def summary(report: SyncReport) -> str:
+    from .server.events import KEPT, SKIP_REASONS, kept_copy
+
+    kept = set(report.kept)
     lines = [
         f"Synced “{report.name}” into {report.target}",
         f"  added {len(report.added)}, updated {len(report.updated)}, "
-        f"removed {len(report.removed)}, unchanged {report.unchanged}; "
-        f"downloaded {report.downloaded_files} file(s), {_mb(report.downloaded_bytes)}",
+        f"removed {len(report.removed)}, unchanged {report.unchanged}"
+        + (f", kept {len(kept)}" if kept else "")
+        + f"; downloaded {report.downloaded_files} file(s), {_mb(report.downloaded_bytes)}",
     ]
-    if report.excluded:
-        lines.append(f"  excluded as too large ({len(report.excluded)}):")
-        lines += [f"    {s.path} ({s.detail})" for s in report.excluded]
-    locked = [s for s in report.skipped if s.reason == "locked"]
-    other = [s for s in report.skipped if s.reason != "locked"]
-    if locked:
-        lines.append(f"  skipped as locked ({len(locked)}):")
-        lines += [f"    {s.path}" + (f": {s.detail}" if s.detail else "") for s in locked]
-    if other:
-        lines.append(f"  skipped ({len(other)}):")
-        lines += [f"    {s.path} ({s.reason}{': ' + s.detail if s.detail else ''})" for s in other]
+    for title, files in (("excluded", report.excluded), ("skipped", report.skipped)):
+        if files:
+            lines.append(f"  {title} ({len(files)}):")
+        for s in files:
+            why = CLI_REASONS.get(s.reason) or SKIP_REASONS.get(s.reason, s.reason)
+            detail = f" ({s.detail})" if s.detail else ""
+            if s.reason in CLI_REASONS:
+                line = f"    {s.path}{detail}: {why}"
+            else:
+                line = f"    {s.path}: {why}{detail}"
+            lines.append(line + (f"; {KEPT}" if kept_copy(kept, s.path) else ""))
     return "\n".join(lines)
 
 

@@ -397,4 +397,5 @@ class PrivateSyncHandler(PageMixin, SyncHandler):
 
 
 def _has_files(report: SyncReport) -> bool:
-    return bool(report.added or report.updated or report.unchanged)
+    # `kept`: earlier copies of files excluded this time stay in the folder.
+    return bool(report.added or report.updated or report.unchanged or report.kept)

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,10 @@ class SyncReport:
     downloaded_files: int
     downloaded_bytes: int
     commit: str | None  # new origin commit, None when nothing changed
+    # Files excluded or skipped this time that an earlier sync had copied: the student's copy
+    # stays as it was (they are in the snapshot with their earlier content, and are counted
+    # neither as unchanged nor as removed; `excluded` and `skipped` still list them).
+    kept: tuple[str, ...] = ()
 
 
 def apply_limits(
@@ -151,6 +156,12 @@ async def sync(
                 blobs[file.path] = blob
                 entries[file.path] = ManifestEntry(file.change_key, sizes[file.change_key], blob)
 
+        # Excluded is not deleted: what this sync leaves out keeps its earlier copy.
+        earlier = await _earlier_entries(origin, previous)
+        left_out = (*excluded, *listing.skipped, *unwritable, *unavailable)
+        kept = keep_earlier_copies(earlier, entries, left_out)
+        blobs.update((path, entries[path].blob) for path in kept)
+
         message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.key}\n"
         commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
         if commit is not None or previous.commit is None:
@@ -174,20 +185,72 @@ async def sync(
             new_bytes=new_bytes,
         )
 
-    old, new = previous.entries, entries
+    old, kept_paths = previous.entries, set(kept)
+    copied = {p: e for p, e in entries.items() if p not in kept_paths}
     return SyncReport(
         name=listing.name,
         target=target,
-        added=tuple(sorted(p for p in new if p not in old)),
-        updated=tuple(sorted(p for p in new if p in old and old[p].blob != new[p].blob)),
-        removed=tuple(sorted(p for p in old if p not in new)),
-        unchanged=sum(1 for p in new if p in old and old[p].blob == new[p].blob),
+        added=tuple(sorted(p for p in copied if p not in old)),
+        updated=tuple(sorted(p for p in copied if p in old and old[p].blob != copied[p].blob)),
+        removed=tuple(sorted(p for p in old if p not in entries)),
+        unchanged=sum(1 for p in copied if p in old and old[p].blob == copied[p].blob),
         excluded=tuple(excluded),
         skipped=(*listing.skipped, *unwritable, *unavailable),
         downloaded_files=len(downloaded),
         downloaded_bytes=sum(sizes.values()),
         commit=commit,
+        kept=tuple(kept),
     )
+
+
+def keep_earlier_copies(
+    earlier: Mapping[str, ManifestEntry],
+    entries: dict[str, ManifestEntry],
+    left_out: Iterable[Skipped],
+) -> list[str]:
+    """Excluded is not deleted: a file of the earlier snapshot that this sync leaves out (too
+    large, past the total cap, locked, hidden, refused by the provider, path too long) gets
+    its earlier entry back in `entries`, so the new snapshot has the same blob there and the
+    merge leaves the student's copy as it was. A folder left out (a path ending in "/", such
+    as a locked Canvas folder) keeps every earlier file under it. A file the listing no longer
+    has (deleted upstream) is not kept: the merge removes it, as nbgitpuller would.
+
+    The entry keeps its earlier change key, so once the file is copied again (a larger limit,
+    unlocked), a version that changed meanwhile is downloaded and an unchanged one reuses its
+    blob. Returns the kept paths, sorted.
+    """
+    files = {s.path for s in left_out if not s.path.endswith("/")}
+    folders = tuple(s.path for s in left_out if s.path.endswith("/"))
+    if not earlier or not (files or folders):
+        return []
+    taken = set(entries)
+    taken_dirs = {path[:i] for path in taken for i, c in enumerate(path) if c == "/"}
+    kept: list[str] = []
+    for path in sorted(earlier):
+        if path in taken or not (path in files or path.startswith(folders)):
+            continue
+        parents = {path[:i] for i, c in enumerate(path) if c == "/"}
+        if path in taken_dirs or parents & taken:
+            continue  # a file where the new snapshot has a folder, or the other way round
+        entries[path] = earlier[path]
+        kept.append(path)
+    return kept
+
+
+async def _earlier_entries(origin: LocalOrigin, previous: Manifest) -> dict[str, ManifestEntry]:
+    """The files of the origin's current snapshot: from its manifest or, when the manifest is
+    missing or stale (a sync killed between its commit and its manifest), from the commit
+    itself, under change keys no listing produces (so each is downloaded again when copied)."""
+    if previous.commit is not None:
+        return previous.entries
+    head = await asyncio.to_thread(origin.head)
+    if head is None:
+        return {}
+    files = await asyncio.to_thread(origin.files, head)
+    return {
+        path: ManifestEntry(f"privatepuller:earlier:{blob}", size, blob)
+        for path, (blob, size) in files.items()
+    }
 
 
 async def _download_all(

@@ -151,6 +151,16 @@ class LocalOrigin:
                 before = self._blob_sizes(commit)
         return sum(size for blob, size in self._blob_sizes(head).items() if blob not in before)
 
+    def files(self, commit: str) -> dict[str, tuple[str, int]]:
+        """Every file of `commit`: {path: (blob id, size)}."""
+        files: dict[str, tuple[str, int]] = {}
+        for entry in self.git("ls-tree", "-r", "-l", "-z", commit).split("\0"):
+            meta, _, path = entry.partition("\t")
+            fields = meta.split()
+            if len(fields) == 4 and fields[1] == "blob":
+                files[path] = (fields[2], int(fields[3]))
+        return files
+
     def _blob_sizes(self, commit: str) -> dict[str, int]:
         sizes: dict[str, int] = {}
         for entry in self.git("ls-tree", "-r", "-l", "-z", commit).split("\0"):
