@@ -25,9 +25,13 @@ import pytest
 from conftest import CanvasWorld, blob_id
 from gdrive_helpers import DriveWorld, content_requests, make_world, pull_drive
 from gdrive_helpers import tree as drive_tree
+from privatepuller.auth.backoff import GOOGLE_POLICY
+from privatepuller.auth.session import SessionOptions
 from privatepuller.cli import summary
 from privatepuller.errors import ConfigurationError, LoginExpired, NoAccess, PullError, RateLimited
+from privatepuller.fetchers.gdrive import GoogleDriveFetcher
 from privatepuller.pull import pull
+from privatepuller.resolvers.gdrive import GoogleDriveFolder
 from privatepuller.server.events import SKIP_REASONS, report_lines
 from privatepuller.sync.engine import (
     SyncReport,
@@ -41,6 +45,7 @@ from server_helpers import DriveThread, JupyterServer, outputs, tree
 from test_cli import canvas_env, run
 
 KiB = 1024
+FAST = SessionOptions(GOOGLE_POLICY.scaled(0.001))
 
 
 @pytest.fixture
@@ -180,6 +185,18 @@ async def test_a_file_flagged_after_the_student_had_it_stays_as_it_was(drive: Dr
     again = await pull_drive(drive, url)
     assert again.updated == ("Link to data/iris.csv", "data/iris.csv") and again.kept == ()
     assert (again.target / "data/iris.csv").read_bytes() == b"now flagged\n"
+
+
+async def test_repoproviders_fetch_leaves_a_refused_file_out_and_fetches_the_rest(
+    drive: DriveWorld, tmp_path: Path
+) -> None:
+    drive.drive.add_file("setup.exe", drive.course.id, b"MZ...", abusive=True)
+    repo = GoogleDriveFolder(drive.course.id, "Intro to Data")
+    out = tmp_path / "out"
+    await GoogleDriveFetcher(drive.credentials, options=FAST).fetch(repo, out)
+    assert (out / "data/iris.csv").exists() and (out / "01-welcome.ipynb").exists()
+    assert not (out / "setup.exe").exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file
 
 
 # -- finding 11: excluded is not deleted ----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -328,7 +329,9 @@ async def download_tree(source: Source, output_dir: Path, config: SyncConfig) ->
         dest = output_dir.joinpath(*file.path.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
         async with semaphore:
-            await source.download(file, dest, max_bytes=config.max_file_size, on_bytes=_ignore)
+            # A file the source cannot provide is left out, as `sync` leaves it out.
+            with contextlib.suppress(SkipFile):
+                await source.download(file, dest, max_bytes=config.max_file_size, on_bytes=_ignore)
 
     await asyncio.gather(*(one(f) for f in files))
     return listing
