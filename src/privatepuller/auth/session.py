@@ -4,6 +4,10 @@
 machine. It follows redirects itself, attaching `Authorization` only when a hop's origin is the
 credential's origin (Canvas downloads redirect to a file store with a signed URL), refuses
 plain http except to loopback, and retries according to its provider's `BackoffPolicy`.
+
+Every other host it is pointed at must resolve to public addresses (`auth/addresses.py`), and
+every body must keep coming at a minimum pace (`min_throughput` bytes a second, averaged over
+`throughput_window` seconds): a server that trickles a body, or its headers, counts as stalled.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from ..errors import DiskFull, DownloadFailed, LoginExpired, PullError, RateLimited, UnsafeRequest
+from .addresses import GuardedResolver, check_literal_host
 from .backoff import (
     CANVAS_POLICY,
     GOOGLE_POLICY,
@@ -42,6 +48,9 @@ ERROR_BODY_LIMIT = 64 * 1024
 JSON_BODY_LIMIT = 32 * 1024 * 1024
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
+# A body slower than this on average over the window counts as stalled (and is retried).
+DEFAULT_MIN_THROUGHPUT = 1024.0  # bytes per second
+DEFAULT_THROUGHPUT_WINDOW = 30.0  # seconds
 
 
 def read_timeout_of(seconds: float) -> aiohttp.ClientTimeout:
@@ -68,6 +77,43 @@ class HTTPStatusError(Exception):
         super().__init__(f"HTTP {status} from {self.url}{detail}")
 
 
+class Stalled(TimeoutError):
+    """A body (or a response's headers) that came too slowly: retried like a dropped
+    connection, then reported as a server that sends data too slowly."""
+
+
+class _Pace:
+    """Reads a body; raises `Stalled` unless at least `rate * window` bytes arrive within
+    `window` seconds of the start and of each time that much has arrived (rate 0: no minimum).
+    """
+
+    def __init__(self, content: aiohttp.StreamReader, rate: float, window: float) -> None:
+        self._content = content
+        self._need = rate * window
+        self._window = window
+        self._loop = asyncio.get_running_loop()
+        self._due = self._loop.time() + window
+        self._got = 0
+
+    async def read(self) -> bytes:
+        """The next chunk of the body; b"" at its end."""
+        if self._need <= 0:
+            return await self._content.read(CHUNK_SIZE)
+        timer = asyncio.timeout_at(self._due)
+        try:
+            async with timer:
+                chunk = await self._content.read(CHUNK_SIZE)
+        except TimeoutError:
+            if timer.expired():
+                raise Stalled(f"less than {self._need:.0f} bytes in {self._window:g} s") from None
+            raise
+        self._got += len(chunk)
+        if self._got >= self._need:
+            self._got = 0
+            self._due = self._loop.time() + self._window
+        return chunk
+
+
 class ResponseTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} bytes")
@@ -91,6 +137,8 @@ class SessionOptions:
     concurrency: int = 8
     read_timeout: float = 60.0
     on_wait: WaitCallback | None = field(default=None, compare=False)
+    min_throughput: float = DEFAULT_MIN_THROUGHPUT
+    throughput_window: float = DEFAULT_THROUGHPUT_WINDOW
 
     def session(self, origin: Origin, tokens: TokenProvider) -> ReadOnlySession:
         return ReadOnlySession(
@@ -100,6 +148,8 @@ class SessionOptions:
             concurrency=self.concurrency,
             timeout=read_timeout_of(self.read_timeout),
             on_wait=self.on_wait,
+            min_throughput=self.min_throughput,
+            throughput_window=self.throughput_window,
         )
 
 
@@ -114,21 +164,39 @@ class ReadOnlySession:
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         on_wait: WaitCallback | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        min_throughput: float = DEFAULT_MIN_THROUGHPUT,
+        throughput_window: float = DEFAULT_THROUGHPUT_WINDOW,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """`resolver` replaces aiohttp's DNS resolver under the address check (tests)."""
         self.origin = origin.require_secure()
         self.policy = policy
         self.stats = SessionStats()
         self._tokens = tokens
         self._limit = AdaptiveLimit(concurrency)
         self._timeout = timeout
+        # A response's headers must be complete within the connect and read timeouts.
+        self._headers_timeout = (
+            None if timeout.sock_read is None else (timeout.sock_connect or 0.0) + timeout.sock_read
+        )
         self._on_wait = on_wait
         self._extra_headers = dict(extra_headers or {})
+        self._min_throughput = max(0.0, min_throughput)
+        self._throughput_window = throughput_window
+        # The configured origin's host as the connector sees it (IDNA, no brackets).
+        self._origin_host = URL(str(self.origin)).raw_host or self.origin.host
+        self._inner_resolver = resolver
+        self._resolver: GuardedResolver | None = None
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ReadOnlySession:
+        self._resolver = GuardedResolver(self._origin_host, str(self.origin), self._inner_resolver)
         # No cookie jar: cookies would otherwise cross from one origin's responses to another.
         self._http = aiohttp.ClientSession(
-            timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+            connector=aiohttp.TCPConnector(resolver=self._resolver),
+            timeout=self._timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
         )
         return self
 
@@ -136,6 +204,9 @@ class ReadOnlySession:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     @asynccontextmanager
     async def request(
@@ -224,7 +295,8 @@ class ReadOnlySession:
             try:
                 async with self.request("GET", url, params=params, headers=headers) as response:
                     body = bytearray()
-                    async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                    pace = self._pace(response)
+                    while chunk := await pace.read():
                         body += chunk
                         if len(body) > JSON_BODY_LIMIT:
                             raise DownloadFailed(
@@ -260,7 +332,8 @@ class ReadOnlySession:
                 try:
                     async with self.request("GET", url, params=params, headers=headers) as resp:
                         with open(tmp, "wb") as out:
-                            async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
+                            pace = self._pace(resp)
+                            while chunk := await pace.read():
                                 written += len(chunk)
                                 if max_bytes is not None and written > max_bytes:
                                     raise ResponseTooLarge(max_bytes)
@@ -284,6 +357,9 @@ class ReadOnlySession:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def _pace(self, response: aiohttp.ClientResponse) -> _Pace:
+        return _Pace(response.content, self._min_throughput, self._throughput_window)
+
     async def _retry_transfer(self, attempt: int, url: URL | str, error: BaseException) -> None:
         """After a body was cut off or stalled: wait before the next attempt, or give up."""
         if attempt >= self.policy.max_attempts:
@@ -300,21 +376,25 @@ class ReadOnlySession:
         remaining: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
             hop_origin = Origin.of(url).require_secure()
-            if hop_origin.is_loopback and not self.origin.is_loopback:
-                # A real provider never sends a student's server to the server itself.
-                raise UnsafeRequest(
-                    f"{self.origin} pointed a request at {hop_origin}, an address of this "
-                    "server itself; privatepuller does not follow it."
-                )
+            # Another host must be public: literals here, names in the connector's resolver.
+            check_literal_host(url.raw_host or "", self._origin_host, str(self.origin))
             hop_headers = {**self._extra_headers, **headers} if hop_origin == self.origin else {}
             if hop_origin == self.origin:
                 hop_headers["Authorization"] = f"Bearer {await self._tokens.token()}"
             elif "Range" in headers:
                 hop_headers["Range"] = headers["Range"]
             self.stats.requests += 1
-            response = await self._http.request(
-                method, url, headers=hop_headers, allow_redirects=False
-            )
+            # Headers trickled in a byte at a time would keep `sock_read` from ever firing.
+            timer = asyncio.timeout(self._headers_timeout)
+            try:
+                async with timer:
+                    response = await self._http.request(
+                        method, url, headers=hop_headers, allow_redirects=False
+                    )
+            except TimeoutError:
+                if timer.expired():
+                    raise Stalled("no complete answer in time") from None
+                raise
             remaining = response.headers.get("X-Rate-Limit-Remaining", remaining)
             location = response.headers.get("Location")
             if response.status in REDIRECT_STATUSES and location:
@@ -340,6 +420,8 @@ class ReadOnlySession:
             )
         if isinstance(failure, HTTPStatusError):
             detail = f"it answered {failure.status}"
+        elif isinstance(failure, Stalled):
+            detail = "it sent data too slowly or stopped sending it"
         elif isinstance(failure, TimeoutError):
             detail = "it stopped answering"
         else:
