@@ -117,6 +117,8 @@ def _config(args: argparse.Namespace) -> SyncConfig:
         overrides["max_total_size"] = int(args.max_total_size * MiB)
     if args.wait is not None:
         overrides["lock_wait"] = args.wait
+    if args.deadline is not None:
+        overrides["deadline"] = args.deadline
     from dataclasses import replace
 
     return replace(config, **overrides)
@@ -173,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--max-total-size", type=float, help="MB; files past this are excluded")
     pull.add_argument("--home", help="where local origins live (default ~/.privatepuller)")
     pull.add_argument("--wait", type=float, help="seconds to wait for another sync of TARGET")
+    pull.add_argument(
+        "--deadline", type=float, help="seconds listing and downloading may take (default 3600)"
+    )
 
     demo = commands.add_parser("demo", help="pull a sample course from a bundled fake Canvas")
     demo.add_argument("--drive", action="store_true", help="use the bundled fake Google Drive")

@@ -90,3 +90,15 @@ class ConfigurationError(PullError):
 
 class DiskFull(PullError):
     code = "disk_full"
+
+
+class TooBig(PullError):
+    """A listing with more pages or entries than the configured bounds."""
+
+    code = "too_big"
+
+
+class TimedOut(PullError):
+    """A sync that did not finish listing and downloading within its deadline."""
+
+    code = "timed_out"

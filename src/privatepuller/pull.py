@@ -40,7 +40,7 @@ from .resolvers.gdrive import (
 from .sync.engine import SyncConfig, SyncReport, origin_for, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress
-from .sync.source import Source
+from .sync.source import ListingLimits, Source
 from .targets import claim_target, visible_name
 
 Link = CanvasFolderLink | CanvasFileLink | GoogleDriveFolderLink | GoogleDriveFileLink
@@ -90,7 +90,13 @@ def session_options(
         policy.scaled(config.backoff_scale),
         read_timeout=config.read_timeout,
         on_wait=progress.waiting if progress else None,
+        min_throughput=config.min_throughput,
+        throughput_window=config.throughput_window,
     )
+
+
+def listing_limits(config: SyncConfig) -> ListingLimits:
+    return ListingLimits(max_pages=config.max_list_pages, max_entries=config.max_list_entries)
 
 
 def default_target_name(repo: Resolved) -> str:
@@ -120,12 +126,18 @@ async def open_source(
 ) -> AsyncIterator[Source]:
     if isinstance(repo, GoogleDriveFolder | GoogleDriveFile):
         drive = GoogleDriveFetcher(
-            credentials, options=session_options(GOOGLE_POLICY, config, progress)
+            credentials,
+            options=session_options(GOOGLE_POLICY, config, progress),
+            limits=listing_limits(config),
         )
         async with drive.source(repo) as drive_source:
             yield drive_source
         return
-    canvas = CanvasFetcher(credentials, options=session_options(CANVAS_POLICY, config, progress))
+    canvas = CanvasFetcher(
+        credentials,
+        options=session_options(CANVAS_POLICY, config, progress),
+        limits=listing_limits(config),
+    )
     async with canvas.source(repo) as source:
         yield source
 

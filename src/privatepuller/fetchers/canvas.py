@@ -21,7 +21,7 @@ from ..resolvers.canvas import CanvasFile, CanvasFolder, CanvasResolver
 from ..sync.engine import SyncConfig, download_tree, size_text
 from ..sync.manifest import Listing, RemoteFile, Skipped
 from ..sync.names import LocalNamer, sanitize_component
-from ..sync.source import SkipFile
+from ..sync.source import ListingLimits, SkipFile
 from .canvas_api import CanvasAPI, http_error
 
 # The fields of Canvas folder and file objects that listing uses.
@@ -155,14 +155,16 @@ class CanvasFetcher:
         credentials: CredentialSource | None = None,
         *,
         options: SessionOptions = CANVAS_OPTIONS,
+        limits: ListingLimits | None = None,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
         self.options = options
+        self.limits = limits
 
     @asynccontextmanager
     async def source(self, repo: CanvasFolder | CanvasFile) -> AsyncIterator[CanvasSource]:
         credentials = await CanvasResolver(self.credentials).canvas_credentials(repo.base_url)
-        async with CanvasAPI.open(credentials, self.options) as api:
+        async with CanvasAPI.open(credentials, self.options, self.limits) as api:
             yield CanvasSource(api, repo)
 
     async def fetch(

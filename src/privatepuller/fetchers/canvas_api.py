@@ -31,6 +31,7 @@ from ..resolvers.canvas import (
     CanvasFolderLink,
     Context,
 )
+from ..sync.source import ListingLimits
 
 PER_PAGE = 100  # Canvas's maximum page size
 
@@ -48,9 +49,10 @@ ENDPOINTS = (
 
 
 class CanvasAPI:
-    def __init__(self, session: ReadOnlySession) -> None:
+    def __init__(self, session: ReadOnlySession, limits: ListingLimits | None = None) -> None:
         self.session = session
         self.base = URL(str(session.origin))
+        self.limits = limits or ListingLimits()
 
     @classmethod
     @asynccontextmanager
@@ -58,9 +60,10 @@ class CanvasAPI:
         cls,
         credentials: CanvasCredentials,
         options: SessionOptions = CANVAS_OPTIONS,
+        limits: ListingLimits | None = None,
     ) -> AsyncIterator[CanvasAPI]:
         async with options.session(credentials.origin, credentials.tokens) as session:
-            yield cls(session)
+            yield cls(session, limits)
 
     def url(self, *segments: str) -> URL:
         path = "/api/v1/" + "/".join(quote(s, safe="") for s in segments)
@@ -81,7 +84,8 @@ class CanvasAPI:
     async def paginate(
         self, *segments: str, what: str, keep: frozenset[str] | None = None
     ) -> list[dict[str, Any]]:
-        """All pages, following `Link: rel="next"` to the end (per_page=100).
+        """All pages, following `Link: rel="next"` to the end (per_page=100), at most
+        `limits.max_pages` pages and `limits.max_entries` items (else `TooBig`).
 
         With `keep`, only those fields of each item are kept: a course's whole file list is
         held at once, and a Canvas file object has some 25 fields.
@@ -89,13 +93,18 @@ class CanvasAPI:
         items: list[dict[str, Any]] = []
         url: URL | None = self.url(*segments).update_query(per_page=PER_PAGE)
         seen: set[str] = set()
+        in_canvas = f"Canvas's {what.removeprefix('the ')}"
         while url is not None:
             if str(url) in seen:  # a server whose "next" loops would otherwise never end
                 raise DownloadFailed(f"Canvas returned a looping page list for {what}.")
+            if len(seen) >= self.limits.max_pages:  # ... and one whose "next" never repeats
+                raise self.limits.too_many(in_canvas, self.limits.max_pages, "pages")
             seen.add(str(url))
             data, headers = await self._get_json(url, what)
             if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
                 raise DownloadFailed(f"Canvas returned something unexpected for {what}.")
+            if len(items) + len(data) > self.limits.max_entries:
+                raise self.limits.too_many(in_canvas, self.limits.max_entries, "entries")
             items.extend(
                 data if keep is None else ({k: i[k] for k in keep if k in i} for i in data)
             )

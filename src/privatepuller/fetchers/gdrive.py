@@ -29,6 +29,7 @@ from ..resolvers.gdrive import ID_RE, GoogleDriveFile, GoogleDriveFolder, Google
 from ..sync.engine import SyncConfig, download_tree
 from ..sync.manifest import Listing, RemoteFile, Skipped
 from ..sync.names import LocalNamer, sanitize_component
+from ..sync.source import EntryCount, ListingLimits
 from .gdrive_api import COLAB, FOLDER, SHORTCUT, DriveAPI, is_google_native, kind_name
 
 DOCUMENT = "application/vnd.google-apps.document"
@@ -271,6 +272,8 @@ class GoogleDriveSource:
         targets: dict[str, dict[str, Any] | None] = {}
         nodes: Nodes = []
         level = [root]
+        # Entries of the whole tree count against one limit.
+        entries = EntryCount(self.api.limits, f"the Google Drive folder “{root.name}”")
         while level:
             nodes.extend(level)
             if len(nodes) > MAX_FOLDERS:
@@ -279,7 +282,7 @@ class GoogleDriveSource:
                     "pull a smaller folder."
                 )
             todo = {n.folder_id: n for n in level if n.folder_id not in listings}
-            results = await asyncio.gather(*(self._children(n) for n in todo.values()))
+            results = await asyncio.gather(*(self._children(n, entries) for n in todo.values()))
             listings.update(zip(todo, results, strict=True))
 
             wanted: dict[str, tuple[str, ...]] = {}
@@ -304,12 +307,13 @@ class GoogleDriveSource:
             level = [n for _, n in sorted(((n.name, n.key), n) for n in next_level)]
         return nodes
 
-    async def _children(self, node: _Node) -> Items:
+    async def _children(self, node: _Node, entries: EntryCount | None = None) -> Items:
         items = await self.api.list_children(
             node.folder_id,
             what=f"the folder “{node.name}”",
             chain=node.chain[1:],
             drive_id=node.drive_id,
+            entries=entries,
         )
         for item in items:
             self.api.remember_key(str(item.get("id", "")), item.get("resourceKey"))
@@ -472,10 +476,12 @@ class GoogleDriveFetcher:
         *,
         options: SessionOptions = GOOGLE_OPTIONS,
         exports: ExportFormats | None = None,
+        limits: ListingLimits | None = None,
     ) -> None:
         self.credentials = credentials or EnvCredentialSource()
         self.options = options
         self.exports = exports
+        self.limits = limits
 
     @asynccontextmanager
     async def source(
@@ -483,7 +489,7 @@ class GoogleDriveFetcher:
     ) -> AsyncIterator[GoogleDriveSource]:
         credentials = await GoogleDriveResolver(self.credentials).google_credentials()
         exports = self.exports or ExportFormats.from_env()
-        async with DriveAPI.open(credentials, self.options) as api:
+        async with DriveAPI.open(credentials, self.options, self.limits) as api:
             yield GoogleDriveSource(api, repo, exports)
 
     async def fetch(

@@ -43,7 +43,7 @@ from ..resolvers.gdrive import (
     GoogleDriveFolderLink,
 )
 from ..sync.engine import size_text
-from ..sync.source import SkipFile
+from ..sync.source import EntryCount, ListingLimits, SkipFile
 
 FOLDER = "application/vnd.google-apps.folder"
 SHORTCUT = "application/vnd.google-apps.shortcut"
@@ -51,7 +51,6 @@ GOOGLE_APPS = "application/vnd.google-apps."
 COLAB = "application/vnd.google.colaboratory"  # also ".corp": match the prefix
 
 PAGE_SIZE = 1000  # Drive's maximum
-MAX_PAGES = 10_000  # a server whose tokens never end would otherwise loop forever
 MAX_KEYS_PER_REQUEST = 20  # X-Goog-Drive-Resource-Keys: the item and its nearest ancestors
 RESOURCE_KEYS_HEADER = "X-Goog-Drive-Resource-Keys"
 
@@ -105,10 +104,17 @@ def kind_name(mime_type: str) -> str:
 
 
 class DriveAPI:
-    def __init__(self, session: ReadOnlySession, base: URL, account_email: str | None) -> None:
+    def __init__(
+        self,
+        session: ReadOnlySession,
+        base: URL,
+        account_email: str | None,
+        limits: ListingLimits | None = None,
+    ) -> None:
         self.session = session
         self.base = base
         self.account_email = account_email
+        self.limits = limits or ListingLimits()
         self._keys: dict[str, str] = {}
 
     @classmethod
@@ -117,9 +123,10 @@ class DriveAPI:
         cls,
         credentials: GoogleCredentials,
         options: SessionOptions = GOOGLE_OPTIONS,
+        limits: ListingLimits | None = None,
     ) -> AsyncIterator[DriveAPI]:
         async with options.session(credentials.origin, credentials.tokens) as session:
-            yield cls(session, credentials.api_url, credentials.account_email)
+            yield cls(session, credentials.api_url, credentials.account_email, limits)
 
     # --- resource keys --------------------------------------------------------------------
 
@@ -159,10 +166,21 @@ class DriveAPI:
         return data
 
     async def list_children(
-        self, folder_id: str, *, what: str, chain: Iterable[str] = (), drive_id: str | None = None
+        self,
+        folder_id: str,
+        *,
+        what: str,
+        chain: Iterable[str] = (),
+        drive_id: str | None = None,
+        entries: EntryCount | None = None,
     ) -> list[dict[str, Any]]:
         """Every child of a folder that is not in the trash, following `nextPageToken` until it
-        is absent (pages may be short or empty while a token is still present)."""
+        is absent (pages may be short or empty while a token is still present).
+
+        At most `limits.max_pages` pages; the children are counted in `entries` (shared by a
+        whole folder tree), else against `limits.max_entries` for this folder alone.
+        """
+        entries = entries or EntryCount(self.limits, f"Google Drive's list of {what}")
         params: dict[str, str] = {
             "q": f"'{folder_id}' in parents and trashed = false",
             "fields": LIST_FIELDS,
@@ -176,7 +194,7 @@ class DriveAPI:
         items: list[dict[str, Any]] = []
         seen_tokens: set[str] = set()
         token: str | None = None
-        for _ in range(MAX_PAGES):
+        for _ in range(self.limits.max_pages):
             page_params = params if token is None else {**params, "pageToken": token}
             data = await self._get_json(self.files_url(), page_params, headers, what)
             if not isinstance(data, dict) or not isinstance(data.get("files", []), list):
@@ -187,14 +205,16 @@ class DriveAPI:
                     f"Google Drive could list only part of {what}. Nothing was changed; try "
                     "again in a few minutes."
                 )
-            items.extend(f for f in data.get("files", []) if isinstance(f, dict))
+            page = [f for f in data.get("files", []) if isinstance(f, dict)]
+            entries.add(len(page))
+            items.extend(page)
             token = data.get("nextPageToken") or None
             if token is None:
                 return items
             if token in seen_tokens:
                 raise DownloadFailed(f"Google Drive returned a looping page list for {what}.")
             seen_tokens.add(token)
-        raise DownloadFailed(f"Google Drive returned too many pages for {what}.")
+        raise self.limits.too_many(f"Google Drive's list of {what}", self.limits.max_pages, "pages")
 
     async def download_blob(
         self,

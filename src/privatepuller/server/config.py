@@ -17,7 +17,9 @@ from traitlets import Float, Int, List, Type, Unicode, default
 from traitlets.config import Configurable
 
 from ..auth.credentials import ChainedCredentialSource, CredentialSource, EnvCredentialSource
+from ..auth.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..sync.engine import MiB, SyncConfig, default_home
+from ..sync.source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES
 
 
 class PrivatePuller(Configurable):
@@ -48,6 +50,37 @@ class PrivatePuller(Configurable):
     )
     read_timeout = Float(
         60.0, config=True, help="Seconds without a byte before a download counts as stalled."
+    )
+    deadline = Float(
+        3600.0,
+        config=True,
+        help="""Seconds one sync may spend listing and downloading before it stops with "took
+        longer than this hub allows" and nothing changed (0: no deadline). The merge into the
+        student's folder is never cut short.""",
+    )
+    min_throughput = Float(
+        DEFAULT_MIN_THROUGHPUT,
+        config=True,
+        help="""Bytes a second a download (or a listing page) must average over
+        `throughput_window` seconds; slower counts as stalled (retried, then the sync stops), so
+        a server that trickles data cannot hold a folder's lock for ever (0: no minimum).""",
+    )
+    throughput_window = Float(
+        DEFAULT_THROUGHPUT_WINDOW,
+        config=True,
+        help="Seconds over which `min_throughput` is averaged.",
+    )
+    max_list_pages = Int(
+        DEFAULT_MAX_PAGES,
+        config=True,
+        help="""Pages one listing may have (a Canvas course's file or folder list, a Drive
+        folder's children) before the sync stops with "too big to copy".""",
+    )
+    max_list_entries = Int(
+        DEFAULT_MAX_ENTRIES,
+        config=True,
+        help="""Entries one listing may have (a Canvas course's file or folder list; every file
+        and folder of a Drive folder tree) before the sync stops with "too big to copy".""",
     )
     backoff_scale = Float(
         1.0,
@@ -101,6 +134,11 @@ class PrivatePuller(Configurable):
             lock_wait=self.lock_wait,
             backoff_scale=self.backoff_scale,
             read_timeout=self.read_timeout,
+            deadline=self.deadline,
+            min_throughput=self.min_throughput,
+            throughput_window=self.throughput_window,
+            max_list_pages=self.max_list_pages,
+            max_list_entries=self.max_list_entries,
         )
 
     def credentials(self) -> CredentialSource:

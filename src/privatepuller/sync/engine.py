@@ -8,19 +8,20 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DownloadFailed
+from ..auth.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
+from ..errors import DownloadFailed, TimedOut
 from .lock import exclusive
 from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
 from .merge import fetched_commit, merge_into
 from .names import MAX_PATH_BYTES
 from .origin import BlobWriter, LocalOrigin
 from .progress import NullProgress, Progress
-from .source import SkipFile, Source
+from .source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES, SkipFile, Source
 from .space import store_failed
 
 MiB = 1024 * 1024
@@ -39,6 +40,14 @@ class SyncConfig:
     lock_wait: float = 0.0  # seconds a second sync of the same folder waits before giving up
     backoff_scale: float = 1.0  # < 1 runs the providers' backoff schedules faster (tests)
     read_timeout: float = 60.0  # seconds without a byte before a connection counts as stalled
+    # Bounds (docs/security.md): listing and downloading stop after `deadline` seconds (0: no
+    # deadline; the merge is never cut short); a body slower than `min_throughput` bytes/s
+    # over `throughput_window` seconds counts as stalled; a listing stops at these sizes.
+    deadline: float = 3600.0
+    min_throughput: float = DEFAULT_MIN_THROUGHPUT
+    throughput_window: float = DEFAULT_THROUGHPUT_WINDOW
+    max_list_pages: int = DEFAULT_MAX_PAGES
+    max_list_entries: int = DEFAULT_MAX_ENTRIES
 
     @property
     def origins_dir(self) -> Path:
@@ -129,7 +138,8 @@ async def sync(
         exclusive(config.locks_dir, f"target:{target}", wait=config.lock_wait),
         exclusive(config.locks_dir, f"origin:{source.key}", wait=config.lock_wait),
     ):
-        listing = await source.list()
+        deadline = Deadline(config.deadline)  # bounds listing and downloading, not the merge
+        listing = await deadline.run(source.list())
         writable, unwritable = drop_unwritable(listing.files)
         files, excluded = apply_limits(writable, config)
         origin = origin_for(config, source.key)
@@ -148,8 +158,8 @@ async def sync(
                 to_download.append(file)
 
         progress.listed(len(to_download), sum(f.size or 0 for f in to_download))
-        downloaded, sizes, unavailable = await _download_all(
-            source, origin, to_download, config, progress
+        downloaded, sizes, unavailable = await deadline.run(
+            _download_all(source, origin, to_download, config, progress)
         )
         for file in to_download:
             if file.change_key in downloaded:
@@ -252,6 +262,31 @@ async def _earlier_entries(origin: LocalOrigin, previous: Manifest) -> dict[str,
         path: ManifestEntry(f"privatepuller:earlier:{blob}", size, blob)
         for path, (blob, size) in files.items()
     }
+
+
+class Deadline:
+    """One sync's time limit, applied to the steps that wait on the network."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.when = asyncio.get_running_loop().time() + seconds if seconds > 0 else None
+
+    async def run[T](self, step: Awaitable[T]) -> T:
+        """`step`'s result, or `TimedOut` once the deadline has passed (the step is cancelled:
+        downloads stop, their temporary files are removed, nothing is committed)."""
+        timer = asyncio.timeout_at(self.when)
+        try:
+            async with timer:
+                return await step
+        except TimeoutError:
+            if not timer.expired():
+                raise
+        limit = f"{self.seconds / 60:.0f} minutes" if self.seconds >= 120 else f"{self.seconds:g} s"
+        raise TimedOut(
+            f"Copying this folder took longer than this hub allows ({limit}), so it was "
+            "stopped. Nothing was changed; try again later, and tell your instructor if it "
+            "keeps happening (the folder may be too big, or the server too slow)."
+        )
 
 
 async def _download_all(
