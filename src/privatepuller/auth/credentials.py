@@ -20,7 +20,7 @@ from typing import Protocol
 from yarl import URL
 
 from ..errors import ConfigurationError
-from .origin import Origin
+from .origin import Origin, canvas_base_url
 
 DRIVE_API_URL = URL("https://www.googleapis.com/drive/v3/")
 DRIVE_READONLY_SCOPE = "https://www.googleapis.com/auth/drive.readonly"
@@ -178,6 +178,20 @@ def load_service_account(key_path: Path):  # -> google.oauth2.service_account.Cr
         ) from None
 
 
+def canvas_origin(base_url: str, where: str) -> Origin:
+    """The Canvas origin of a configured base URL (`where` names it for the admin); only an
+    origin is accepted, with the hub's own check (`canvas_base_url`), and it must be https
+    unless on loopback."""
+    try:
+        return Origin.of(canvas_base_url(base_url)).require_secure()
+    except ValueError as error:
+        raise ConfigurationError(f"{where}: {error}. Ask the hub admin to fix it.") from None
+    except Exception:
+        raise ConfigurationError(
+            f"{where} is not a valid https URL; ask the hub admin to fix it."
+        ) from None
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error.args[0]) if error.args else type(error).__name__
     return text.splitlines()[0][:200] if text else type(error).__name__
@@ -195,13 +209,7 @@ class EnvCredentialSource:
         token = self._environ.get("CANVAS_ACCESS_TOKEN", "").strip()
         if not base_url or not token:
             return None
-        try:
-            origin = Origin.of(base_url).require_secure()
-        except Exception:
-            raise ConfigurationError(
-                "CANVAS_BASE_URL is not a valid https URL; ask the hub admin to fix it."
-            ) from None
-        return CanvasCredentials(origin, StaticToken(token))
+        return CanvasCredentials(canvas_origin(base_url, "CANVAS_BASE_URL"), StaticToken(token))
 
     async def google(self) -> GoogleCredentials | None:
         api_url = URL(self._environ.get("GOOGLE_DRIVE_API_URL", "").strip() or DRIVE_API_URL)

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import aiohttp
 from yarl import URL
 
-from ..errors import ConfigurationError, NotConfigured, PullError
+from ..errors import ConfigurationError, NotConfigured
 from .credentials import (
     DRIVE_API_URL,
     CanvasCredentials,
@@ -44,6 +44,7 @@ from .credentials import (
     CredentialSource,
     EnvCredentialSource,
     GoogleCredentials,
+    canvas_origin,
 )
 from .origin import Origin
 
@@ -193,12 +194,7 @@ class HubCredentialSource:
                 "privatepuller.hub's modify_auth_state_hook configured on the hub?",
             )
             return None
-        try:
-            origin = Origin.of(base_url).require_secure()
-        except PullError:
-            raise ConfigurationError(
-                "The hub's Canvas URL is not a valid https URL; ask the hub admin to fix it."
-            ) from None
+        origin = canvas_origin(base_url, "The hub's Canvas URL")
         return CanvasCredentials(origin, HubToken(self, "canvas", token))
 
     async def google(self) -> GoogleCredentials | None:

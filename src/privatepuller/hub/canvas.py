@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from yarl import URL
+from ..auth.origin import canvas_base_url
 
 # Every Canvas API call privatepuller makes, plus the one GenericOAuthenticator makes at login.
 # `:context` in the fetcher is one of courses, groups or users (a student's own files), so
@@ -67,15 +67,9 @@ def canvas_urls(canvas_url: str) -> tuple[str, str, str]:
 
 
 def normalize_canvas_url(canvas_url: str) -> str:
-    """`https://canvas.example.edu` (no path, no trailing slash); raises ValueError."""
-    url = URL(canvas_url.strip())
-    if not url.absolute or url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{canvas_url!r} is not a Canvas URL like https://canvas.example.edu")
-    if url.user or url.password or url.query_string or url.fragment:
-        raise ValueError(f"{canvas_url!r} must be just the Canvas address, without a path")
-    if url.path not in ("", "/"):
-        raise ValueError(f"{canvas_url!r} must be just the Canvas address, without a path")
-    return str(url.origin())
+    """`https://canvas.example.edu` (no path, no trailing slash); raises ValueError (the same
+    check, and message, as the user server's `CANVAS_BASE_URL`)."""
+    return str(canvas_base_url(canvas_url))
 
 
 def canvas_oauth_settings(
