@@ -62,6 +62,28 @@ async def test_first_pull_creates_the_course_folder(world: CanvasWorld) -> None:
     assert world.canvas.filestore_authorization_headers == []
 
 
+@pytest.mark.parametrize("verifier_urls", [False, True], ids=["canvas-now", "verifier-urls"])
+async def test_downloads_carry_the_token_to_canvas_and_never_to_the_file_store(
+    world: CanvasWorld, verifier_urls: bool
+) -> None:
+    """Canvas since its 25 March 2026 deploy (file URLs without `verifier`; a download needs the
+    token) and older Canvas (FakeCanvas(verifier_urls=True)): either way the token goes to the
+    Canvas origin's download URL and is dropped at the redirect to the file store."""
+    world.canvas.verifier_urls = verifier_urls  # read per request, like the constructor's flag
+    report = await pull_course(world, "/folder/Week%201")
+    assert sorted(report.added) == ["data/iris.csv", "intro.ipynb"]
+    downloads = [r for r in world.canvas.requests if "/download" in r.path_qs]
+    assert len(downloads) == 2
+    for request in downloads:
+        assert request.origin == "canvas" and request.status == 302
+        assert request.path_qs.startswith("/files/")
+        assert ("verifier=" in request.path_qs) == verifier_urls
+        assert request.authorization == f"Bearer {world.student.token}"
+    blobs = [r for r in world.canvas.requests if r.origin == "filestore"]
+    assert [(r.status, r.authorization) for r in blobs] == [(200, None), (200, None)]
+    assert world.canvas.filestore_authorization_headers == []
+
+
 async def test_subfolder_link_pulls_only_that_folder_named_after_it(world: CanvasWorld) -> None:
     report = await pull_course(world, "/folder/Week%201")
     assert report.target == world.workdir / "Week 1"

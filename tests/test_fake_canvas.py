@@ -34,8 +34,9 @@ from privatepuller.testing.fake_canvas import (
 pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# Canvas since its 25 March 2026 deploy: no `uuid` (FakeCanvas(verifier_urls=True) adds it).
 FILE_KEYS = {
-    "id", "uuid", "folder_id", "display_name", "filename", "upload_status", "content-type",
+    "id", "folder_id", "display_name", "filename", "upload_status", "content-type",
     "url", "size", "created_at", "updated_at", "unlock_at", "locked", "hidden", "lock_at",
     "hidden_for_user", "thumbnail_url", "modified_at", "mime_class", "media_entry_id",
     "category", "locked_for_user", "visibility_level",
@@ -52,6 +53,10 @@ UNAUTHORIZED_BODY = {
     "errors": [{"message": "user not authorized to perform that action"}],
 }
 NOT_FOUND_BODY = {"errors": [{"message": "The specified resource does not exist."}]}
+UNAUTHENTICATED_BODY = {
+    "status": "unauthenticated",
+    "errors": [{"message": "user authorization required"}],
+}
 
 
 @pytest.fixture
@@ -192,7 +197,10 @@ async def test_canvasapi_download_keeps_token_off_the_file_store(
 
     await asyncio.to_thread(download)
     assert target.read_bytes() == b"a,b\n1,2\n"
+    # canvasapi's File.download sends its Authorization header to `file.url` (the Canvas
+    # origin, no verifier since March 2026); requests drops it at the cross-origin redirect.
     [redirect] = [r for r in canvas.requests if "/download" in r.path_qs]
+    assert "verifier" not in redirect.path_qs
     assert redirect.status == 302
     assert redirect.authorization == f"Bearer {student.token}"
     [blob] = [r for r in canvas.requests if r.origin == "filestore"]
@@ -390,9 +398,8 @@ async def test_file_json_for_students_and_teachers(
     assert "Week 2" in entry["lock_explanation"]
     iris = by_name["iris.csv"]
     assert set(iris) == FILE_KEYS
-    assert iris["url"] == (
-        f"{canvas.base_url}/files/{iris['id']}/download?download_frd=1&verifier={iris['uuid']}"
-    )
+    # No verifier: the URL is worth nothing without the student's token.
+    assert iris["url"] == f"{canvas.base_url}/files/{iris['id']}/download?download_frd=1"
     assert iris["content-type"] == "text/csv" and iris["size"] == 8
     assert all(ISO_Z.match(iris[k]) for k in ("created_at", "updated_at", "modified_at"))
 
@@ -416,7 +423,7 @@ async def test_file_json_for_students_and_teachers(
         http, f"{canvas.base_url}/api/v1/courses/{course.id}/files/{key.id}", student.token
     )
     assert (body["hidden"], body["hidden_for_user"], body["locked_for_user"]) == (True, True, False)
-    assert body["url"].endswith(key.uuid)
+    assert body["url"] == f"{canvas.base_url}/files/{key.id}/download?download_frd=1"
     outsider = canvas.add_user("Eve")
     resp, body = await get(
         http, f"{canvas.base_url}/api/v1/courses/{course.id}/files/{key.id}", outsider.token
@@ -569,12 +576,61 @@ async def test_file_store_ranges_and_signatures(
     canvas.filestore_url_ttl = -10
     resp, _ = await get(http, await signed_url(http, canvas, user, file.id))
     assert resp.status == 403
-    # The verifier alone authorises the redirect (the URL works without a token).
-    resp, _ = await get(http, f"{canvas.base_url}/files/{file.id}/download?verifier={file.uuid}")
-    assert resp.status == 302
-    resp, _ = await get(http, f"{canvas.base_url}/files/{file.id}/download")
-    assert resp.status == 401 and "WWW-Authenticate" in resp.headers
     assert canvas.filestore_authorization_headers == []
+
+
+async def test_downloads_need_the_token(canvas: FakeCanvas, http: aiohttp.ClientSession) -> None:
+    """Canvas since 25 March 2026: every download carries the token; a verifier left in an old
+    URL grants nothing; the refusals are the API's own 401s with WWW-Authenticate."""
+    user = canvas.add_user("Ada")
+    file = user.files.add_file("abc.txt", b"0123456789")
+    download = f"{canvas.base_url}/files/{file.id}/download?download_frd=1"
+    for url in (download, f"{download}&verifier={file.uuid}"):
+        resp, body = await get(http, url)
+        assert (resp.status, body) == (401, UNAUTHENTICATED_BODY)
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="canvas-lms"'
+    revoked = canvas.issue_token(user)
+    canvas.revoke_token(revoked)
+    for bad, message in (
+        ("1~not-a-token", "Invalid access token."),
+        (revoked, "Revoked access token."),
+    ):
+        resp, body = await get(http, download, bad)
+        assert (resp.status, body) == (401, {"errors": [{"message": message}]})
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="canvas-lms"'
+    resp, _ = await get(http, download, user.token)
+    assert resp.status == 302
+    assert resp.headers["Location"].startswith(f"{canvas.filestore_url}/blob/")
+    # Someone else's token: a valid user without access (no WWW-Authenticate).
+    resp, body = await get(http, download, canvas.add_user("Eve").token)
+    assert (resp.status, body) == (401, UNAUTHORIZED_BODY)
+    assert "WWW-Authenticate" not in resp.headers
+    # A token of a scoped developer key is not checked against its scopes here: no scope can
+    # name a non-API route (see privatepuller.hub.canvas).
+    scoped = canvas.issue_token(user, scopes=frozenset({"url:GET|/api/v1/files/:id"}))
+    resp, _ = await get(http, download, scoped)
+    assert resp.status == 302
+
+
+async def test_verifier_urls_for_older_canvas(http: aiohttp.ClientSession) -> None:
+    """FakeCanvas(verifier_urls=True): file objects carry `uuid`, URLs carry `verifier`, and
+    the verifier alone authorises the download (a bad token still fails)."""
+    async with FakeCanvas(verifier_urls=True) as canvas:
+        user = canvas.add_user("Ada")
+        file = user.files.add_file("abc.txt", b"0123456789")
+        resp, body = await get(http, f"{canvas.base_url}/api/v1/files/{file.id}", user.token)
+        assert set(body) == FILE_KEYS | {"uuid", "preview_url"}
+        url = body["url"]
+        assert url == (
+            f"{canvas.base_url}/files/{file.id}/download?download_frd=1&verifier={file.uuid}"
+        )
+        resp, _ = await get(http, url)
+        assert resp.status == 302
+        resp, body = await get(http, url, "1~not-a-token")
+        assert (resp.status, body) == (401, INVALID_TOKEN_BODY)
+        resp, body = await get(http, url.replace(file.uuid, "0" * len(file.uuid)))
+        assert (resp.status, body) == (401, UNAUTHENTICATED_BODY)
+        assert canvas.filestore_authorization_headers == []
 
 
 async def test_synthetic_file_is_streamed(canvas: FakeCanvas, http: aiohttp.ClientSession) -> None:

@@ -42,8 +42,10 @@ def test_every_endpoint_the_fetcher_calls_is_covered_by_a_scope(method: str, tem
             assert scopes_allow(CANVAS_SCOPES, method, path), f"no scope covers {method} {path}"
             assert scopes_allow(CANVAS_SCOPES, "HEAD", path)
         else:
-            # Not an API route: Canvas ignores the token there; the file URL's verifier counts.
+            # Not an API route (a file's download URL): no developer-key scope can name it,
+            # since Canvas builds scopes from /api/ routes only. The token is still sent there.
             assert path.startswith(UNSCOPED_PATH_PREFIXES), f"{path} needs a decision"
+            assert not any(scope_regex(s)[1].match(path) for s in CANVAS_SCOPES)
 
 
 def test_every_scope_is_needed() -> None:
@@ -118,6 +120,11 @@ async def test_a_token_with_exactly_these_scopes_pulls_a_course(
         assert report.target.exists()
     refused = [r for r in world.canvas.requests if r.status == 401]
     assert refused == []
+    # The fake Canvas, like Canvas since March 2026, wants the token on every download (file
+    # URLs carry no verifier): the scoped token was sent there and accepted.
+    downloads = [r for r in world.canvas.requests if "/download" in r.path_qs]
+    assert downloads and all("verifier" not in r.path_qs for r in downloads)
+    assert {(r.status, r.authorization) for r in downloads} == {(302, f"Bearer {token}")}
     # A token missing one scope is refused by the same fake: the check above can fail.
     partial = world.canvas.issue_token(
         world.student, scopes=frozenset(s for s in CANVAS_SCOPES if "/files" not in s)

@@ -45,10 +45,18 @@ CANVAS_SCOPES: tuple[str, ...] = (
     "url:GET|/api/v1/files/:id",
 )
 
-# Paths the fetcher requests that are NOT API routes and so need no scope: Canvas reads an
-# access token only on /api/ requests (AuthenticationMethods#load_pseudonym_from_access_token
-# returns early otherwise), and a file's `url` carries its own `verifier` that authorises the
-# download and its redirect to the file store. Scopes exist only for API routes.
+# Paths the fetcher requests that are NOT API routes: a file's `url`, /files/:id/download,
+# which redirects to the file store. No developer-key scope can name them, so none is listed:
+# Canvas builds its scopes from /api/ routes only (canvas-lms lib/token_scopes.rb,
+# TokenScopes.api_routes: routes matching ^/api/(v1|sis|quiz/v1)), and checks a token's
+# scopes only where it reads API tokens at all (lib/authentication_methods.rb: validate_scopes
+# is called from load_pseudonym_from_access_token, which returns early unless `api_request?`,
+# a path starting with /api/). Since Canvas's deploy of 25 March 2026 these URLs carry no
+# `verifier`, and a download needs the token in the Authorization header (Instructure's
+# "Modernizing our Files API"); the session sends it to the Canvas origin only, never to the
+# file store. The canvas-lms source read for this still authorises a download by `verifier` or
+# by session (FilesController#show), so how that deploy treats a scoped key's token on a
+# download is not visible there; docs/admin.md says how an admin checks it.
 UNSCOPED_PATH_PREFIXES: tuple[str, ...] = ("/files/",)
 
 # Sent with the authorization-code grant: Canvas deletes the user's older tokens from this
@@ -114,7 +122,7 @@ def scopes_allow(scopes: Iterable[str], method: str, path: str) -> bool:
     """Whether a token with `scopes` may send `method path` to Canvas (HEAD counts as GET)."""
     method = "GET" if method.upper() == "HEAD" else method.upper()
     if not path.startswith("/api/"):
-        return True  # Canvas ignores access tokens outside the API (see UNSCOPED_PATH_PREFIXES)
+        return True  # Canvas checks scopes on /api/ paths only (see UNSCOPED_PATH_PREFIXES)
     for scope in scopes:
         scope_method, regex = scope_regex(scope)
         if scope_method == method and regex.match(path):

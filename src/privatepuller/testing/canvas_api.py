@@ -411,6 +411,7 @@ class CanvasApi:
                 manage=access.manage,
                 now=now,
                 include_preview_url=preview_url,
+                verifier_urls=self.canvas.verifier_urls,
             )
 
         return render
@@ -575,8 +576,14 @@ class CanvasApi:
     async def download(self, request: web.Request) -> web.StreamResponse:
         """GET /files/:id/download: 302 to a signed, expiring file-store URL.
 
-        A valid `verifier` (the file's uuid) grants the download by itself, as
-        Attachments::Verification does for legacy verifiers; otherwise the caller's
+        Canvas as it is now (the default): the caller's token (Authorization header, or
+        `access_token=`) must allow the download; without one, or with a bad one, the answer
+        is the API's own 401 with `WWW-Authenticate` (`require_user`, `optional_user`), and a
+        `verifier` left in an old URL grants nothing. A scoped token is not checked against
+        its scopes here: no developer-key scope can name this route (Canvas builds scopes
+        from /api/ routes only, lib/token_scopes.rb), see privatepuller.hub.canvas.
+        With `verifier_urls=True` (older Canvas), a valid `verifier` (the file's uuid)
+        grants the download by itself, as Attachments::Verification does; otherwise the
         token must allow it. A locked file gives 403 (Canvas renders its lock page).
         """
         file = self.lookup_file(request.match_info["file_id"])
@@ -588,7 +595,8 @@ class CanvasApi:
             if context != (space.context_type, space.context_id):
                 raise not_found()
         user = self.optional_user(request)  # a bad token fails even with a verifier
-        if query_param(request, "verifier") != file.uuid:
+        verified = self.canvas.verifier_urls and query_param(request, "verifier") == file.uuid
+        if not verified:
             if user is None:
                 user = self.require_user(request)
             access = self.readable_space(space, user)

@@ -3,6 +3,11 @@
 Sources: `lib/api/v1/attachment.rb` (File), `lib/api/v1/folders.rb` (Folder), the
 File/Folder models documented in `app/controllers/files_controller.rb` and
 `folders_controller.rb`, and `lib/canvas/oauth/token.rb` (token responses).
+
+Files as Canvas renders them since its 25 March 2026 deploy (Instructure's "Modernizing our
+Files API" announcement): no `uuid`, and a `url` without `verifier`, which works only with the
+caller's token in the Authorization header. `verifier_urls=True` renders them as older Canvas
+did (`uuid`, and `verifier=<uuid>` in the `url`).
 """
 
 from __future__ import annotations
@@ -66,9 +71,10 @@ def _lock_info(file: FakeFile) -> Json:
     return info
 
 
-def download_url(base_url: str, file: FakeFile) -> str:
-    # file_download_url(attachment, download_frd: 1, verifier: uuid) in Canvas.
-    return f"{base_url}/files/{file.id}/download?download_frd=1&verifier={file.uuid}"
+def download_url(base_url: str, file: FakeFile, *, verifier: bool = False) -> str:
+    """The file's `url`: file_download_url(attachment, download_frd: 1[, verifier: uuid])."""
+    url = f"{base_url}/files/{file.id}/download?download_frd=1"
+    return f"{url}&verifier={file.uuid}" if verifier else url
 
 
 def file_json(
@@ -78,19 +84,21 @@ def file_json(
     manage: bool,
     now: datetime,
     include_preview_url: bool = False,
+    verifier_urls: bool = False,
 ) -> Json:
     locked_for = file_locked_for(file, manage=manage, now=now)
     hidden = file_hidden(file)
-    data: Json = {
-        "id": file.id,
-        "uuid": file.uuid,
+    data: Json = {"id": file.id}
+    if verifier_urls:
+        data["uuid"] = file.uuid
+    data |= {
         "folder_id": file.folder.id,
         "display_name": file.display_name,
         "filename": file.filename,
         "upload_status": "success",
         "content-type": file.content_type,
         # Canvas blanks the download URL (and thumbnail) when the user may not download.
-        "url": "" if locked_for else download_url(base_url, file),
+        "url": "" if locked_for else download_url(base_url, file, verifier=verifier_urls),
         "size": file.size,
         "created_at": iso(file.created_at),
         "updated_at": iso(file.updated_at),

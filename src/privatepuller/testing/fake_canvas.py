@@ -3,6 +3,8 @@
 Two listeners run on the test's event loop: the Canvas origin (`base_url`: REST API,
 file download redirects, OAuth2) and a separate "file store" origin (`filestore_url`)
 that serves file bytes from signed, expiring URLs, like Canvas's inst-fs/S3 redirects.
+Downloads need the token, as on Canvas since its 25 March 2026 deploy; `verifier_urls=True`
+gives the older file URLs whose `verifier` works without one.
 
     async with FakeCanvas() as canvas:
         user = canvas.add_user("Ada")
@@ -125,10 +127,16 @@ class FakeCanvas:
         latency: float = 0.0,
         throttle: ThrottlePolicy | None = None,
         throttle_status: int = 403,
+        verifier_urls: bool = False,
     ) -> None:
+        """`verifier_urls=True`: Canvas before its 25 March 2026 deploy, whose file URLs carry
+        a `verifier` that authorises the download without a token. By default, Canvas as it
+        is now: file URLs without `verifier` (and file objects without `uuid`), and every
+        download needs the caller's token."""
         if throttle_status not in (403, 429):
             raise ValueError("throttle_status must be 403 or 429")
         self.latency = latency
+        self.verifier_urls = verifier_urls
         self.throttle_status = throttle_status
         self.buckets = LeakyBuckets(throttle or ThrottlePolicy())
         self.throttled_count = 0
