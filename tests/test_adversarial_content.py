@@ -551,13 +551,14 @@ async def serve(
 
 
 def canvas_file(i: int, base: str) -> dict[str, Any]:
-    """A Canvas File object with all its fields (as in canvas_json.file_json)."""
+    """A Canvas File object with all its fields (as in canvas_json.file_json: Canvas since
+    March 2026, no uuid and no verifier in the url)."""
     stamp = "2024-09-01T10:00:00Z"
     return {
-        "id": 200000 + i, "uuid": f"{i:040d}", "folder_id": 10001 + i % 100,
+        "id": 200000 + i, "folder_id": 10001 + i % 100,
         "display_name": f"Notebook {i:06d}.ipynb", "filename": f"Notebook+{i:06d}.ipynb",
         "upload_status": "success", "content-type": "application/x-ipynb+json",
-        "url": f"{base}/files/{200000 + i}/download?download_frd=1&verifier={i:040d}",
+        "url": f"{base}/files/{200000 + i}/download?download_frd=1",
         "size": 100 + i % 900, "created_at": stamp, "updated_at": stamp, "unlock_at": None,
         "locked": False, "hidden": False, "lock_at": None, "hidden_for_user": False,
         "thumbnail_url": None, "modified_at": stamp, "mime_class": "file",
