@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import PullError
-from .sync.engine import MiB, SyncConfig, SyncReport
+from .sizes import MiB, size_text
+from .sync.engine import SyncConfig, SyncReport
 
 log = logging.getLogger("privatepuller")
 
@@ -29,7 +30,7 @@ class BarProgress:
     def listed(self, files: int, total_bytes: int) -> None:
         self.files_total, self.bytes_total = files, total_bytes
         if files:
-            self._line(f"Downloading {files} file(s), {_mb(total_bytes)}")
+            self._line(f"Downloading {files} file(s), {size_text(total_bytes)}")
         else:
             self._line("Everything is up to date; nothing to download")
 
@@ -40,7 +41,7 @@ class BarProgress:
     def file_done(self, path: str, size: int) -> None:
         self.files_done += 1
         if not self.tty:
-            self._line(f"  {path} ({_mb(size)})")
+            self._line(f"  {path} ({size_text(size)})")
         self._draw(force=self.files_done == self.files_total)
 
     def waiting(self, seconds: float, provider: str) -> None:
@@ -57,7 +58,7 @@ class BarProgress:
         bar = "#" * int(30 * fraction)
         self.stream.write(
             f"\r[{bar:<30}] {self.files_done}/{self.files_total} files, "
-            f"{_mb(self.bytes_done)} of {_mb(self.bytes_total)}"
+            f"{size_text(self.bytes_done)} of {size_text(self.bytes_total)}"
         )
         if force:
             self.stream.write("\n")
@@ -66,12 +67,6 @@ class BarProgress:
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
-
-
-def _mb(size: int) -> str:
-    if size < MiB:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / MiB:.1f} MB"
 
 
 # The command line's own words for its limits (the options that set them).
@@ -90,7 +85,7 @@ def summary(report: SyncReport) -> str:
         f"  added {len(report.added)}, updated {len(report.updated)}, "
         f"removed {len(report.removed)}, unchanged {report.unchanged}"
         + (f", kept {len(kept)}" if kept else "")
-        + f"; downloaded {report.downloaded_files} file(s), {_mb(report.downloaded_bytes)}",
+        + f"; downloaded {report.downloaded_files} file(s), {size_text(report.downloaded_bytes)}",
     ]
     for title, files in (("excluded", report.excluded), ("skipped", report.skipped)):
         if files:

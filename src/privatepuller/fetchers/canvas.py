@@ -18,7 +18,8 @@ from ..auth.session import (
     SessionOptions,
 )
 from ..resolvers.canvas import CanvasFile, CanvasFolder, CanvasResolver
-from ..sync.engine import SyncConfig, download_tree, size_text
+from ..sizes import size_text
+from ..sync.engine import SyncConfig, download_tree
 from ..sync.manifest import Listing, RemoteFile, Skipped
 from ..sync.names import LocalNamer, sanitize_component
 from ..sync.source import ListingLimits, SkipFile

@@ -42,7 +42,7 @@ from ..resolvers.gdrive import (
     GoogleDriveFolder,
     GoogleDriveFolderLink,
 )
-from ..sync.engine import size_text
+from ..sizes import size_text
 from ..sync.source import EntryCount, ListingLimits, SkipFile
 
 FOLDER = "application/vnd.google-apps.folder"

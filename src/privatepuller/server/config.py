@@ -18,7 +18,8 @@ from traitlets.config import Configurable
 
 from ..auth.credentials import ChainedCredentialSource, CredentialSource, EnvCredentialSource
 from ..auth.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
-from ..sync.engine import MiB, SyncConfig, default_home
+from ..sizes import MiB
+from ..sync.engine import SyncConfig, default_home
 from ..sync.source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES
 
 

@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import PullError
-from ..sync.engine import MiB, SyncReport
+from ..sizes import size_text
+from ..sync.engine import SyncReport
 
 Event = dict[str, Any]
 
@@ -51,14 +52,6 @@ SKIP_REASONS = {
     "invalid": "Google Drive sent an unusable entry",
 }
 KEPT = "your copy from an earlier sync stays as it was"
-
-
-def size_text(size: int) -> str:
-    if size >= MiB:
-        return f"{size / MiB:.1f} MB"
-    if size >= 1024:
-        return f"{size / 1024:.1f} kB"
-    return f"{size} bytes"
 
 
 def syncing(line: str) -> Event:

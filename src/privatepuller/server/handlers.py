@@ -33,6 +33,7 @@ from ..pull import (
     pull_resolved,
     resolve_link,
 )
+from ..sizes import size_text
 from ..sync.engine import SyncReport
 from ..targets import claim_target, repo_parent_dir, safe_target, visible_name
 from .config import PrivatePuller
@@ -46,7 +47,6 @@ from .events import (
     pull_error_event,
     report_lines,
     scrub,
-    size_text,
     syncing,
     unexpected_error_event,
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..auth.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..errors import DownloadFailed, TimedOut
+from ..sizes import MiB, size_text
 from .lock import exclusive
 from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
 from .merge import fetched_commit, merge_into
@@ -23,8 +24,6 @@ from .origin import BlobWriter, LocalOrigin
 from .progress import NullProgress, Progress
 from .source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES, SkipFile, Source
 from .space import store_failed
-
-MiB = 1024 * 1024
 
 
 def default_home() -> Path:
@@ -110,10 +109,6 @@ def drop_unwritable(
         else:
             skipped.append(Skipped(file.path, "path_too_long", detail))
     return tuple(kept), skipped
-
-
-def size_text(size: int) -> str:
-    return f"{size / MiB:.1f} MB" if size >= MiB else f"{size} bytes"
 
 
 def origin_for(config: SyncConfig, source_key: str) -> LocalOrigin:
