@@ -30,7 +30,7 @@ def vmhwm_kb() -> int:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     if spec["who"] == "ours":
-        from privatepuller.auth.credentials import EnvCredentialSource
+        from privatepuller.credentials.sources import EnvCredentialSource
         from privatepuller.pull import pull
         from privatepuller.sync.engine import SyncConfig
 

@@ -100,7 +100,7 @@ def spread_files(root: str, count: int, folders: int, nbytes: int) -> list[FileS
 async def our_pull(
     tree: Tree, target: Path, home: Path, student: int = 0, **config: Any
 ) -> tuple[Any, float]:
-    from privatepuller.auth.credentials import EnvCredentialSource
+    from privatepuller.credentials.sources import EnvCredentialSource
     from privatepuller.pull import pull
     from privatepuller.sync.engine import SyncConfig
 
@@ -117,7 +117,7 @@ async def our_pull(
 def session_concurrency(provider: str) -> int:
     """Our session's maximum concurrency for the provider (what `pull()` configures)."""
     try:
-        from privatepuller.auth.session import SessionOptions
+        from privatepuller.http.session import SessionOptions
 
         return int(SessionOptions.__dataclass_fields__["concurrency"].default)
     except (ImportError, KeyError):  # before SessionOptions: the fetchers' own default

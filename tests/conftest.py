@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from privatepuller.auth.backoff import CANVAS_POLICY
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
+from privatepuller.http.backoff import CANVAS_POLICY
 from privatepuller.sync.engine import SyncConfig
 from privatepuller.testing.canvas_model import FakeCourse, FakeUser
 from privatepuller.testing.fake_canvas import FakeCanvas

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncConfig, SyncReport
 from privatepuller.testing.fake_drive import FakeDrive, FakeItem, RecordedRequest, populate_demo

@@ -42,12 +42,9 @@ from yarl import URL
 from adversarial_helpers import HostileCanvas
 from conftest import CanvasWorld
 from gdrive_helpers import DriveWorld, make_world, pull_drive
-from privatepuller.auth.addresses import is_public_address, parse_address
-from privatepuller.auth.backoff import CANVAS_POLICY
-from privatepuller.auth.credentials import EnvCredentialSource, StaticToken
-from privatepuller.auth.hub import AUTH_STATE_KEY, HubCredentialSource
-from privatepuller.auth.origin import Origin
-from privatepuller.auth.session import ReadOnlySession
+from privatepuller.credentials.hub import AUTH_STATE_KEY, HubCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
+from privatepuller.credentials.tokens import StaticToken
 from privatepuller.errors import (
     ConfigurationError,
     DownloadFailed,
@@ -56,6 +53,10 @@ from privatepuller.errors import (
     UnsafeRequest,
 )
 from privatepuller.fetchers.gdrive import GoogleDriveFetcher
+from privatepuller.http.addresses import is_public_address, parse_address
+from privatepuller.http.backoff import CANVAS_POLICY
+from privatepuller.http.origin import Origin
+from privatepuller.http.session import ReadOnlySession
 from privatepuller.hub.canvas import normalize_canvas_url
 from privatepuller.pull import pull
 from privatepuller.resolvers.gdrive import GoogleDriveFolder

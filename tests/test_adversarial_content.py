@@ -31,7 +31,7 @@ from adversarial_helpers import (
 )
 from conftest import CanvasWorld
 from gdrive_helpers import DriveWorld, make_world, pull_drive
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import DownloadFailed, MergeFailed, PullError
 from privatepuller.fetchers.canvas import CanvasFetcher
 from privatepuller.fetchers.gdrive import MAX_FOLDERS, GoogleDriveFetcher

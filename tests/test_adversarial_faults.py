@@ -46,7 +46,7 @@ import pytest
 
 from conftest import blob_id
 from leak_scan import observe, scan_tree_now
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import DiskFull, PullError, SyncBusy
 from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncConfig, SyncReport

@@ -29,7 +29,7 @@ from adversarial_helpers import (
     json_reply,
 )
 from conftest import CanvasWorld
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import (
     DownloadFailed,
     PullError,

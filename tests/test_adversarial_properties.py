@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from privatepuller.auth.origin import Origin
 from privatepuller.errors import UnsafeRequest, UnsupportedURL, WrongHost
+from privatepuller.http.origin import Origin
 from privatepuller.pull import parse_link
 from privatepuller.resolvers.canvas import (
     CanvasFileLink,

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CanvasWorld
-from privatepuller.auth.backoff import CANVAS_POLICY
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import (
     LoginExpired,
     NoAccess,
@@ -20,6 +19,7 @@ from privatepuller.errors import (
     SyncBusy,
     WrongHost,
 )
+from privatepuller.http.backoff import CANVAS_POLICY
 from privatepuller.pull import pull
 from privatepuller.sync.engine import MiB, SyncReport, origin_for
 

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from leak_scan import allow_file, observe, secret
-from privatepuller.auth.hub import AUTH_STATE_DISABLED
+from privatepuller.credentials.hub import AUTH_STATE_DISABLED
 from privatepuller.testing.canvas_model import FakeCourse, FakeUser
 from privatepuller.testing.drive_model import FakeItem
 from privatepuller.testing.fake_canvas import AccessTokenRecord, FakeCanvas

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from gdrive_helpers import tree
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncConfig
 from privatepuller.testing.fake_drive import FakeDrive, QuotaPolicy

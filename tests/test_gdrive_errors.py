@@ -20,10 +20,8 @@ from gdrive_helpers import (
     pull_drive,
     tree,
 )
-from privatepuller.auth.backoff import GOOGLE_POLICY
-from privatepuller.auth.credentials import EnvCredentialSource
-from privatepuller.auth.session import SessionOptions
 from privatepuller.cli import summary
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import (
     ConfigurationError,
     LoginExpired,
@@ -35,6 +33,8 @@ from privatepuller.errors import (
     UnsafeRequest,
 )
 from privatepuller.fetchers.gdrive import DriveDownload, GoogleDriveFetcher
+from privatepuller.http.backoff import GOOGLE_POLICY
+from privatepuller.http.session import SessionOptions
 from privatepuller.resolvers.gdrive import GoogleDriveFolder
 from privatepuller.sync.engine import origin_for
 from privatepuller.sync.manifest import RemoteFile
@@ -135,7 +135,7 @@ async def test_service_account_token_is_renewed_once_on_401(world: DriveWorld) -
 
 
 async def test_service_account_token_is_refreshed_before_it_expires(world: DriveWorld) -> None:
-    from privatepuller.auth.credentials import ServiceAccountToken
+    from privatepuller.credentials.sources import ServiceAccountToken
 
     tokens = ServiceAccountToken(world.key_file)
     first = await tokens.token()

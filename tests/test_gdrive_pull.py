@@ -23,10 +23,10 @@ from gdrive_helpers import (
     pull_drive,
     tree,
 )
-from privatepuller.auth.backoff import GOOGLE_POLICY
-from privatepuller.auth.session import SessionOptions
 from privatepuller.errors import ConfigurationError, NoAccess
 from privatepuller.fetchers.gdrive import ExportFormats, GoogleDriveFetcher
+from privatepuller.http.backoff import GOOGLE_POLICY
+from privatepuller.http.session import SessionOptions
 from privatepuller.registry import register
 from privatepuller.resolvers.gdrive import GoogleDriveFolder, GoogleDriveFolderLink
 from privatepuller.sync.engine import MiB, sync

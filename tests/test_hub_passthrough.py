@@ -22,7 +22,7 @@ import pytest
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets.config import Config
 
-from privatepuller.auth.hub import (
+from privatepuller.credentials.hub import (
     AUTH_STATE_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
     HUB_STATUS_ENV,

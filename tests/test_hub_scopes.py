@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CanvasWorld
-from privatepuller.auth.credentials import EnvCredentialSource
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.fetchers.canvas_api import ENDPOINTS
 from privatepuller.hub import CANVAS_SCOPES, canvas_oauth_settings, scope_regex, scopes_allow
 from privatepuller.hub.canvas import UNSCOPED_PATH_PREFIXES, canvas_urls, normalize_canvas_url

@@ -20,8 +20,7 @@ import pytest
 from aiohttp import web
 
 from conftest import CanvasWorld
-from privatepuller.auth.credentials import ChainedCredentialSource, EnvCredentialSource
-from privatepuller.auth.hub import (
+from privatepuller.credentials.hub import (
     AUTH_STATE_DISABLED,
     AUTH_STATE_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
@@ -30,6 +29,7 @@ from privatepuller.auth.hub import (
     HubCredentialSource,
     default_credential_source,
 )
+from privatepuller.credentials.sources import ChainedCredentialSource, EnvCredentialSource
 from privatepuller.errors import ConfigurationError, LoginExpired, NotConfigured
 from privatepuller.hub.google import STUDENT_MESSAGE
 from privatepuller.pull import pull

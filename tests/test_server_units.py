@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from traitlets.config import Config
 
-from privatepuller.auth.credentials import ChainedCredentialSource, EnvCredentialSource
+from privatepuller.credentials.sources import ChainedCredentialSource, EnvCredentialSource
 from privatepuller.errors import LoginExpired, MergeFailed, RateLimited, UnsupportedURL
 from privatepuller.link import make_link
 from privatepuller.server.config import PrivatePuller
@@ -177,7 +177,9 @@ def test_privatepuller_config_reaches_the_sync_engine(tmp_path: Path) -> None:
     config.PrivatePuller.max_total_size = 50 * MiB
     config.PrivatePuller.lock_wait = 3.0
     config.PrivatePuller.home = str(tmp_path)
-    config.PrivatePuller.credential_sources = ["privatepuller.auth.credentials.EnvCredentialSource"]
+    config.PrivatePuller.credential_sources = [
+        "privatepuller.credentials.sources.EnvCredentialSource"
+    ]
     settings = PrivatePuller(config=config)
     sync = settings.sync_config()
     assert (sync.max_file_size, sync.max_total_size, sync.lock_wait) == (5 * MiB, 50 * MiB, 3.0)

@@ -9,11 +9,11 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from privatepuller.auth.backoff import CANVAS_POLICY, GOOGLE_POLICY, Verdict, classify_canvas
-from privatepuller.auth.credentials import StaticToken
-from privatepuller.auth.origin import Origin
-from privatepuller.auth.session import HTTPStatusError, ReadOnlySession
+from privatepuller.credentials.tokens import StaticToken
 from privatepuller.errors import LoginExpired, RateLimited, UnsafeRequest
+from privatepuller.http.backoff import CANVAS_POLICY, GOOGLE_POLICY, Verdict, classify_canvas
+from privatepuller.http.origin import Origin
+from privatepuller.http.session import HTTPStatusError, ReadOnlySession
 
 TOKEN = "tok-SECRET-1234"
 FAST_CANVAS = CANVAS_POLICY.scaled(0.001)
@@ -254,7 +254,7 @@ async def test_retry_after_is_honoured_and_budget_exhaustion_is_rate_limited():
 
 
 def test_google_classifier_retries_only_rate_limit_403s():
-    from privatepuller.auth.backoff import classify_google
+    from privatepuller.http.backoff import classify_google
 
     def body(reason: str) -> bytes:
         return (

@@ -120,7 +120,7 @@ def _config(args: argparse.Namespace) -> SyncConfig:
 
 
 async def _pull(args: argparse.Namespace) -> int:
-    from .auth.hub import default_credential_source
+    from .credentials.hub import default_credential_source
     from .pull import pull
 
     target = Path(args.target) if args.target else None
@@ -136,7 +136,7 @@ async def _pull(args: argparse.Namespace) -> int:
 
 
 async def _resolve(args: argparse.Namespace) -> int:
-    from .auth.hub import default_credential_source
+    from .credentials.hub import default_credential_source
     from .pull import parse_link, resolve_link
 
     link = parse_link(args.url)

@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .auth.credentials import EnvCredentialSource
 from .cli import BarProgress, summary
+from .credentials.sources import EnvCredentialSource
 from .pull import pull
 from .sync.engine import SyncConfig, SyncReport
 

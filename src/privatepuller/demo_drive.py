@@ -12,8 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from .auth.credentials import EnvCredentialSource
 from .cli import BarProgress, summary
+from .credentials.sources import EnvCredentialSource
 from .demo import second_click
 from .pull import pull
 from .sync.engine import SyncConfig, SyncReport

@@ -14,12 +14,12 @@ from typing import Any
 
 from yarl import URL
 
-from .auth.backoff import CANVAS_POLICY, GOOGLE_POLICY, BackoffPolicy
-from .auth.credentials import CredentialSource, EnvCredentialSource
-from .auth.session import SessionOptions
+from .credentials.sources import CredentialSource, EnvCredentialSource
 from .errors import NoAccess, NotFound, UnsupportedURL
 from .fetchers.canvas import CanvasFetcher
 from .fetchers.gdrive import GoogleDriveFetcher
+from .http.backoff import CANVAS_POLICY, GOOGLE_POLICY, BackoffPolicy
+from .http.session import SessionOptions
 from .resolvers.base import DoesNotExist, Exists, NotVisible
 from .resolvers.canvas import (
     CanvasFile,

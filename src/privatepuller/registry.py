@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any
 
-from .auth.credentials import CredentialSource
+from .credentials.sources import CredentialSource
 
 
 def _types_of(function: Any, parameter: str) -> tuple[type, ...]:

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ..auth.credentials import CredentialSource, EnvCredentialSource
-from ..auth.session import (
+from ..credentials.sources import CredentialSource, EnvCredentialSource
+from ..http.session import (
     CANVAS_OPTIONS,
     HTTPStatusError,
     ResponseTooLarge,

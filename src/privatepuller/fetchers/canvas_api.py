@@ -14,14 +14,14 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from ..auth.credentials import CanvasCredentials
-from ..auth.session import (
+from ..credentials.sources import CanvasCredentials
+from ..errors import DownloadFailed, NoAccess, NotFound
+from ..http.session import (
     CANVAS_OPTIONS,
     HTTPStatusError,
     ReadOnlySession,
     SessionOptions,
 )
-from ..errors import DownloadFailed, NoAccess, NotFound
 from ..resolvers.base import DoesNotExist, Exists, NotVisible
 from ..resolvers.canvas import (
     CONTEXT_NOUN,

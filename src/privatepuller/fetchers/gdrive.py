@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..auth.credentials import CredentialSource, EnvCredentialSource
-from ..auth.session import GOOGLE_OPTIONS, SessionOptions
+from ..credentials.sources import CredentialSource, EnvCredentialSource
 from ..errors import ConfigurationError, DownloadFailed, NoAccess, NotFound
+from ..http.session import GOOGLE_OPTIONS, SessionOptions
 from ..resolvers.gdrive import ID_RE, GoogleDriveFile, GoogleDriveFolder, GoogleDriveResolver
 from ..sync.engine import SyncConfig, download_tree
 from ..sync.manifest import Listing, RemoteFile, Skipped

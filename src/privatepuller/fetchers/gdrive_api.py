@@ -16,14 +16,7 @@ from typing import Any
 
 from yarl import URL
 
-from ..auth.credentials import GoogleCredentials
-from ..auth.session import (
-    GOOGLE_OPTIONS,
-    HTTPStatusError,
-    ReadOnlySession,
-    ResponseTooLarge,
-    SessionOptions,
-)
+from ..credentials.sources import GoogleCredentials
 from ..errors import (
     ConfigurationError,
     DownloadFailed,
@@ -32,6 +25,13 @@ from ..errors import (
     NotFound,
     PullError,
     RateLimited,
+)
+from ..http.session import (
+    GOOGLE_OPTIONS,
+    HTTPStatusError,
+    ReadOnlySession,
+    ResponseTooLarge,
+    SessionOptions,
 )
 from ..resolvers.base import DoesNotExist, Exists, NotVisible
 from ..resolvers.gdrive import (

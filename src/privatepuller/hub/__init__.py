@@ -8,10 +8,10 @@
     ).configure(c)
 
 See docs/admin.md for the complete configuration and what to ask Canvas administrators for.
-This package runs inside the hub; the user-server side is `privatepuller.auth.hub`.
+This package runs inside the hub; the user-server side is `privatepuller.credentials.hub`.
 """
 
-from ..auth.hub import HubCredentialSource, default_credential_source
+from ..credentials.hub import HubCredentialSource, default_credential_source
 from .canvas import (
     CANVAS_SCOPES,
     TOKEN_PARAMS,

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ..auth.origin import canvas_base_url
+from ..credentials.sources import canvas_base_url
 
 # Every Canvas API call privatepuller makes, plus the one GenericOAuthenticator makes at login.
 # `:context` in the fetcher is one of courses, groups or users (a student's own files), so

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..auth.credentials import load_service_account
+from ..credentials.sources import load_service_account
 from ..errors import ConfigurationError
 
 # What a student sees on the page when the hub cannot mint Drive tokens; the admin gets the

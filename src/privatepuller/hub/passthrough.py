@@ -20,7 +20,7 @@ What each hook does, and why:
   renews the Google token.
 - `auth_state_hook` (Spawner, once per spawn): `CANVAS_BASE_URL`, `CANVAS_ACCESS_TOKEN`,
   `GOOGLE_DRIVE_ACCESS_TOKEN` in the server's environment. They freeze at spawn, which is why
-  servers also read `auth_state` from the hub at every sync (`privatepuller.auth.hub`).
+  servers also read `auth_state` from the hub at every sync (`privatepuller.credentials.hub`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from inspect import isawaitable
 from pathlib import Path
 from typing import Any
 
-from ..auth.hub import (
+from ..credentials.hub import (
     AUTH_STATE_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
     HUB_STATUS_ENV,

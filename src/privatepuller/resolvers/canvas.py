@@ -15,10 +15,10 @@ from urllib.parse import unquote
 
 from yarl import URL
 
-from ..auth.credentials import CredentialSource, EnvCredentialSource
-from ..auth.origin import Origin
-from ..auth.session import CANVAS_OPTIONS, SessionOptions
+from ..credentials.sources import CredentialSource, EnvCredentialSource
 from ..errors import NotConfigured, PullError, UnsupportedURL, WrongHost
+from ..http.origin import Origin
+from ..http.session import CANVAS_OPTIONS, SessionOptions
 from .base import DoesNotExist, Exists, MaybeExists
 
 Context = Literal["courses", "groups", "users"]

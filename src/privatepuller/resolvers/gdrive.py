@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from yarl import URL
 
-from ..auth.credentials import CredentialSource, EnvCredentialSource, GoogleCredentials
-from ..auth.session import GOOGLE_OPTIONS, SessionOptions
+from ..credentials.sources import CredentialSource, EnvCredentialSource, GoogleCredentials
 from ..errors import NotConfigured, UnsupportedURL
+from ..http.session import GOOGLE_OPTIONS, SessionOptions
 from .base import DoesNotExist, Exists, MaybeExists
 
 # What a link says the item is; "any" for `open?id=` / `uc?id=` links (file or folder).

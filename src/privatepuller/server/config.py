@@ -3,7 +3,7 @@
 c.PrivatePuller.max_file_size = 200 * 1024 * 1024
 c.PrivatePuller.credential_sources = [
     "privatepuller.hub.HubCredentialSource",          # the user's fresh auth_state
-    "privatepuller.auth.credentials.EnvCredentialSource",
+    "privatepuller.credentials.sources.EnvCredentialSource",
 ]
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 from traitlets import Float, Int, List, Type, Unicode, default
 from traitlets.config import Configurable
 
-from ..auth.credentials import ChainedCredentialSource, CredentialSource, EnvCredentialSource
-from ..auth.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
+from ..credentials.sources import ChainedCredentialSource, CredentialSource, EnvCredentialSource
+from ..http.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..sizes import MiB
 from ..sync.engine import SyncConfig, default_home
 from ..sync.source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES
@@ -115,7 +115,7 @@ class PrivatePuller(Configurable):
     @default("credential_sources")
     def _credential_sources_default(self) -> list[type]:
         try:
-            from ..auth.hub import HubCredentialSource
+            from ..credentials.hub import HubCredentialSource
         except ImportError:
             return [EnvCredentialSource]
         return [HubCredentialSource, EnvCredentialSource]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..auth.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..errors import DownloadFailed, TimedOut
+from ..http.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..sizes import MiB, size_text
 from .lock import exclusive
 from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped

@@ -48,32 +48,6 @@ class Origin:
         return f"{self.scheme}://{host}{port}"
 
 
-def canvas_base_url(value: str) -> URL:
-    """The origin a Canvas URL names (`https://canvas.example.edu`), for the hub's Canvas URL
-    and the server's `CANVAS_BASE_URL` alike. Raises ValueError (a message for the admin,
-    without user info or query) when it has a path, a query, a fragment or user info: the token
-    goes to this origin's `/api/v1/...`, so `https://apps.example.edu/canvas/` would send it to
-    another application on the same host."""
-    try:
-        url = URL(value.strip())
-    except (ValueError, TypeError):
-        raise ValueError("the Canvas URL is not a URL like https://canvas.example.edu") from None
-    if not url.absolute or url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{_safe(url)!r} is not a Canvas URL like https://canvas.example.edu")
-    if (
-        url.user is not None
-        or url.password is not None
-        or url.query_string
-        or url.fragment
-        or url.path not in ("", "/")
-    ):
-        raise ValueError(
-            f"{_safe(url)!r} must be just the Canvas address, like "
-            "https://canvas.example.edu: without a path, a query or a user name"
-        )
-    return url.origin()
-
-
 def is_loopback_host(host: str) -> bool:
     host = host.strip("[]").rstrip(".").lower()
     if host == "localhost":

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -37,7 +37,6 @@ from .backoff import (
     Verdict,
     google_error_reason,
 )
-from .credentials import TokenProvider
 from .origin import Origin, safe_url
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -62,6 +61,18 @@ DEFAULT_TIMEOUT = read_timeout_of(60.0)
 
 # Called while we wait out a throttle: (seconds, provider name). The server shows it to students.
 WaitCallback = Callable[[float, str], None]
+
+
+class TokenProvider(Protocol):
+    """Where a session gets the token it sends to its origin."""
+
+    async def token(self) -> str:
+        """The current access token."""
+        ...
+
+    async def renew(self) -> bool:
+        """Called once after the origin rejected the token; True if a new token is ready."""
+        ...
 
 
 class HTTPStatusError(Exception):

@@ -37,7 +37,8 @@ import aiohttp
 from yarl import URL
 
 from ..errors import ConfigurationError, NotConfigured
-from .credentials import (
+from ..http.origin import Origin
+from .sources import (
     DRIVE_API_URL,
     CanvasCredentials,
     ChainedCredentialSource,
@@ -46,7 +47,6 @@ from .credentials import (
     GoogleCredentials,
     canvas_origin,
 )
-from .origin import Origin
 
 log = logging.getLogger("privatepuller")
 

@@ -20,33 +20,12 @@ from typing import Protocol
 from yarl import URL
 
 from ..errors import ConfigurationError
-from .origin import Origin, canvas_base_url
+from ..http.origin import Origin, safe_url
+from ..http.session import TokenProvider
+from .tokens import StaticToken
 
 DRIVE_API_URL = URL("https://www.googleapis.com/drive/v3/")
 DRIVE_READONLY_SCOPE = "https://www.googleapis.com/auth/drive.readonly"
-
-
-class TokenProvider(Protocol):
-    async def token(self) -> str:
-        """The current access token."""
-        ...
-
-    async def renew(self) -> bool:
-        """Called once after the provider rejected the token; True if a new token is ready."""
-        ...
-
-
-@dataclass(frozen=True)
-class StaticToken:
-    """A token handed to us (environment variable); it cannot renew itself."""
-
-    value: str = field(repr=False)
-
-    async def token(self) -> str:
-        return self.value
-
-    async def renew(self) -> bool:
-        return False
 
 
 @dataclass(frozen=True)
@@ -176,6 +155,32 @@ def load_service_account(key_path: Path):  # -> google.oauth2.service_account.Cr
             f"The Google service-account key {key_path} is incomplete or its private key "
             "cannot be read."
         ) from None
+
+
+def canvas_base_url(value: str) -> URL:
+    """The origin a Canvas URL names (`https://canvas.example.edu`), for the hub's Canvas URL
+    and the server's `CANVAS_BASE_URL` alike. Raises ValueError (a message for the admin,
+    without user info or query) when it has a path, a query, a fragment or user info: the token
+    goes to this origin's `/api/v1/...`, so `https://apps.example.edu/canvas/` would send it to
+    another application on the same host."""
+    try:
+        url = URL(value.strip())
+    except (ValueError, TypeError):
+        raise ValueError("the Canvas URL is not a URL like https://canvas.example.edu") from None
+    if not url.absolute or url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{safe_url(url)!r} is not a Canvas URL like https://canvas.example.edu")
+    if (
+        url.user is not None
+        or url.password is not None
+        or url.query_string
+        or url.fragment
+        or url.path not in ("", "/")
+    ):
+        raise ValueError(
+            f"{safe_url(url)!r} must be just the Canvas address, like "
+            "https://canvas.example.edu: without a path, a query or a user name"
+        )
+    return url.origin()
 
 
 def canvas_origin(base_url: str, where: str) -> Origin:
