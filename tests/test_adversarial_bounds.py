@@ -42,7 +42,8 @@ from yarl import URL
 from adversarial_helpers import HostileCanvas
 from conftest import CanvasWorld
 from gdrive_helpers import DriveWorld, make_world, pull_drive
-from privatepuller.credentials.hub import AUTH_STATE_KEY, HubCredentialSource
+from privatepuller.credentials.auth_state import AUTH_STATE_KEY
+from privatepuller.credentials.hub import HubCredentialSource
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.credentials.tokens import StaticToken
 from privatepuller.errors import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import json
 import logging
 import os
@@ -135,14 +135,14 @@ async def test_service_account_token_is_renewed_once_on_401(world: DriveWorld) -
 
 
 async def test_service_account_token_is_refreshed_before_it_expires(world: DriveWorld) -> None:
-    from privatepuller.credentials.sources import ServiceAccountToken
+    from privatepuller.credentials.service_account import ServiceAccountMinter
 
-    tokens = ServiceAccountToken(world.key_file)
+    tokens = ServiceAccountMinter(world.key_file)
     first = await tokens.token()
     assert await tokens.token() == first  # fresh: reused
     # Still valid for a minute, but inside the 5-minute margin: a long download could outlive it.
-    soon = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(minutes=1)
-    tokens._credentials.expiry = soon  # naive UTC, as google-auth keeps it
+    assert tokens._current is not None
+    tokens._current = dataclasses.replace(tokens._current, expires_at=time.time() + 60)
     second = await tokens.token()
     assert second != first and len(world.drive.token_requests) == 2
 

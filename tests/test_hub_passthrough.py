@@ -22,7 +22,7 @@ import pytest
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets.config import Config
 
-from privatepuller.credentials.hub import (
+from privatepuller.credentials.auth_state import (
     AUTH_STATE_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
     HUB_STATUS_ENV,
@@ -30,7 +30,7 @@ from privatepuller.credentials.hub import (
     OBTAINED_AT_KEY,
 )
 from privatepuller.hub import CANVAS_SCOPES, CanvasPassthrough, merge_roles
-from privatepuller.hub.google import STUDENT_MESSAGE
+from privatepuller.hub.passthrough import DRIVE_NOT_SET_UP
 from privatepuller.testing.canvas_model import FakeUser
 from privatepuller.testing.fake_canvas import FakeCanvas
 from privatepuller.testing.fake_drive import FakeDrive
@@ -260,8 +260,8 @@ async def test_unreadable_key_gives_the_student_a_message_and_the_admin_the_reas
     with caplog.at_level(logging.INFO):
         first = (await hub.login())["auth_state"]
         second = (await hub.login())["auth_state"]
-    assert first[AUTH_STATE_KEY]["google"] == {"error": STUDENT_MESSAGE}
-    assert second[AUTH_STATE_KEY]["google"] == {"error": STUDENT_MESSAGE}
+    assert first[AUTH_STATE_KEY]["google"] == {"error": DRIVE_NOT_SET_UP}
+    assert second[AUTH_STATE_KEY]["google"] == {"error": DRIVE_NOT_SET_UP}
     assert hub.canvas.authenticate(second["access_token"])  # Canvas login is unaffected
     errors = [r for r in caplog.records if "Google Drive tokens cannot be minted" in r.message]
     assert len(errors) == 1  # not once per user and refresh
@@ -274,14 +274,14 @@ async def test_missing_key_file_and_refused_key(hub: Hub, caplog: pytest.LogCapt
     state = {"token_response": {"expires_in": 3600}}
     with caplog.at_level(logging.INFO):
         result = await missing.modify_auth_state_hook(hub.authenticator, state)
-    assert result[AUTH_STATE_KEY]["google"] == {"error": STUDENT_MESSAGE}
+    assert result[AUTH_STATE_KEY]["google"] == {"error": DRIVE_NOT_SET_UP}
     # A well-formed key that Google refuses (deleted service account): invalid_grant.
     other_drive_key = json.loads(hub.key_path.read_text())
     other_drive_key["private_key_id"] = "deleted-key"
     hub.key_path.write_text(json.dumps(other_drive_key))
     with caplog.at_level(logging.INFO):
         state2 = (await hub.login())["auth_state"]
-    assert state2[AUTH_STATE_KEY]["google"] == {"error": STUDENT_MESSAGE}
+    assert state2[AUTH_STATE_KEY]["google"] == {"error": DRIVE_NOT_SET_UP}
     assert "Google refused to issue a token" in caplog.text
     assert leaked(caplog.text, hub.secrets) == []
 

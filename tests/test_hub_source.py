@@ -20,18 +20,20 @@ import pytest
 from aiohttp import web
 
 from conftest import CanvasWorld
-from privatepuller.credentials.hub import (
-    AUTH_STATE_DISABLED,
+from privatepuller.credentials.auth_state import (
     AUTH_STATE_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
     HUB_STATUS_ENV,
+)
+from privatepuller.credentials.hub import (
+    AUTH_STATE_DISABLED,
     NO_CANVAS_LOGIN,
     HubCredentialSource,
     default_credential_source,
 )
 from privatepuller.credentials.sources import ChainedCredentialSource, EnvCredentialSource
 from privatepuller.errors import ConfigurationError, LoginExpired, NotConfigured
-from privatepuller.hub.google import STUDENT_MESSAGE
+from privatepuller.hub.passthrough import DRIVE_NOT_SET_UP
 from privatepuller.pull import pull
 
 SERVER_TOKEN = "server-api-token-0123456789abcdef"
@@ -295,10 +297,10 @@ async def test_google_token_from_the_hub(world: CanvasWorld, stub_hub: StubHub) 
 async def test_google_problem_on_the_hub_reaches_the_student(
     world: CanvasWorld, stub_hub: StubHub
 ) -> None:
-    stub_hub.auth_state = canvas_state(world, "canvas-token", error=STUDENT_MESSAGE)
+    stub_hub.auth_state = canvas_state(world, "canvas-token", error=DRIVE_NOT_SET_UP)
     with pytest.raises(ConfigurationError) as error:
         await HubCredentialSource(stub_hub.env()).google()
-    assert error.value.message == STUDENT_MESSAGE
+    assert error.value.message == DRIVE_NOT_SET_UP
     # A Drive token the admin set by hand in the environment is used instead.
     env = stub_hub.env(GOOGLE_DRIVE_ACCESS_TOKEN="ya29.manual")
     assert await HubCredentialSource(env).google() is None

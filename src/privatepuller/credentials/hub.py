@@ -32,42 +32,31 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from ..errors import ConfigurationError, NotConfigured
-from ..http.origin import Origin
+from .auth_state import (
+    HUB_STATUS_AUTH_STATE_DISABLED,
+    HUB_STATUS_ENV,
+    HUB_STATUS_NO_CANVAS_LOGIN,
+    google_entry,
+    our_section,
+    text,
+)
 from .sources import (
-    DRIVE_API_URL,
     CanvasCredentials,
-    ChainedCredentialSource,
     CredentialSource,
     EnvCredentialSource,
     GoogleCredentials,
     canvas_origin,
+    chained,
+    drive_api_url,
 )
 
 log = logging.getLogger("privatepuller")
-
-# -- the auth_state layout shared with privatepuller.hub (the hub side writes it) -------------
-#
-# auth_state["access_token"], ["refresh_token"], ["token_response"]: OAuthenticator's own keys
-#     (the Canvas token). ["token_response"][OBTAINED_AT_KEY]: when Canvas issued it.
-# auth_state[AUTH_STATE_KEY] = {
-#     "canvas_base_url": "https://canvas.example.edu",
-#     "canvas_obtained_at": <epoch seconds>, "canvas_expires_at": <epoch seconds or None>,
-#     "google": {"access_token", "expires_at", "obtained_at", "service_account_email"}
-#               or {"error": <sentence for the student>},
-# }
-AUTH_STATE_KEY = "privatepuller"
-OBTAINED_AT_KEY = "privatepuller_obtained_at"
-
-# Set by the hub's auth_state_hook when it had nothing to pass, so that a server which cannot
-# read auth_state itself can still tell the student why (values: HUB_STATUS_*).
-HUB_STATUS_ENV = "PRIVATEPULLER_HUB_STATUS"
-HUB_STATUS_AUTH_STATE_DISABLED = "auth_state_disabled"
-HUB_STATUS_NO_CANVAS_LOGIN = "no_canvas_login"
 
 NO_CANVAS_LOGIN = (
     "Your hub login does not include a Canvas login (you may have logged in another way, or "
@@ -178,14 +167,13 @@ class HubCredentialSource:
             self._explain_missing_canvas(answer)
             return None
         state = answer.auth_state or {}
-        token = _text(state.get("access_token"))
+        token = text(state.get("access_token"))
         if not token:
             self._explain_missing_canvas(answer)
             return None
-        section = _section(state)
+        section = our_section(state)
         base_url = (
-            _text(section.get("canvas_base_url"))
-            or self._environ.get("CANVAS_BASE_URL", "").strip()
+            text(section.get("canvas_base_url")) or self._environ.get("CANVAS_BASE_URL", "").strip()
         )
         if not base_url:
             self._warn_once(
@@ -201,20 +189,17 @@ class HubCredentialSource:
         answer = await self._answer()
         if answer is None or not answer.readable or not answer.auth_state:
             return None
-        google = _section(answer.auth_state).get("google")
-        if not isinstance(google, dict):
+        google = google_entry(answer.auth_state)
+        if google is None:
             return None
-        token = _text(google.get("access_token"))
+        token = text(google.get("access_token"))
         if not token:
-            problem = _text(google.get("error"))
+            problem = text(google.get("error"))
             if problem and not self._environ_has_google():
                 raise ConfigurationError(problem)
             return None
-        api_url = URL(self._environ.get("GOOGLE_DRIVE_API_URL", "").strip() or DRIVE_API_URL)
-        if not api_url.path.endswith("/"):
-            api_url = api_url.with_path(api_url.path + "/")
-        Origin.of(api_url).require_secure()
-        email = _text(google.get("service_account_email")) or None
+        api_url = drive_api_url(self._environ)
+        email = text(google.get("service_account_email")) or None
         return GoogleCredentials(api_url, HubToken(self, "google", token), email)
 
     # -- talking to the hub ----------------------------------------------------------------
@@ -228,9 +213,9 @@ class HubCredentialSource:
             return None
         state = answer.auth_state
         if provider == "canvas":
-            return _text(state.get("access_token")) or None
-        google = _section(state).get("google")
-        return _text(google.get("access_token")) or None if isinstance(google, dict) else None
+            return text(state.get("access_token")) or None
+        google = google_entry(state)
+        return text(google.get("access_token")) or None if google is not None else None
 
     async def _answer(self, *, fresh: bool = False) -> HubAnswer | None:
         if not self.configured:
@@ -339,26 +324,21 @@ class HubCredentialSource:
             log.warning(message, *args)
 
 
+# The server's default (`c.PrivatePuller.credential_sources`) and the command line's: the
+# hub's fresh auth_state when running under JupyterHub, then the environment (a token set by
+# hand, or by the hub at spawn).
+DEFAULT_SOURCES: tuple[type[HubCredentialSource] | type[EnvCredentialSource], ...] = (
+    HubCredentialSource,
+    EnvCredentialSource,
+)
+
+
 def default_credential_source(environ: Mapping[str, str] | None = None) -> CredentialSource:
-    """What the server and the CLI should use: the hub's fresh auth_state when running under
-    JupyterHub, then the environment (a token set by hand, or by the hub at spawn)."""
-    env = os.environ if environ is None else environ
-    hub = HubCredentialSource(env)
-    if not hub.configured:
-        return EnvCredentialSource(env)
-    return ChainedCredentialSource(hub, EnvCredentialSource(env))
-
-
-def _section(state: Mapping[str, Any]) -> dict[str, Any]:
-    section = state.get(AUTH_STATE_KEY)
-    return section if isinstance(section, dict) else {}
-
-
-def _text(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    """`DEFAULT_SOURCES`, chained (what the command line uses); outside a hub, the
+    environment alone."""
+    sources = [source(environ) for source in DEFAULT_SOURCES]
+    return chained(*(s for s in sources if not isinstance(s, HubCredentialSource) or s.configured))
 
 
 def _quote_segment(name: str) -> str:
-    from urllib.parse import quote
-
     return quote(name, safe="")

@@ -1,4 +1,5 @@
-"""Helpers for jupyterhub_config.py: Canvas login, token passthrough and freshness.
+"""Code that runs in the hub: Canvas login, token passthrough and freshness, for
+jupyterhub_config.py.
 
     from privatepuller.hub import CanvasPassthrough
 
@@ -8,10 +9,9 @@
     ).configure(c)
 
 See docs/admin.md for the complete configuration and what to ask Canvas administrators for.
-This package runs inside the hub; the user-server side is `privatepuller.credentials.hub`.
+The user's server reads what the hub passes with `privatepuller.credentials.hub`.
 """
 
-from ..credentials.hub import HubCredentialSource, default_credential_source
 from .canvas import (
     CANVAS_SCOPES,
     TOKEN_PARAMS,
@@ -20,7 +20,6 @@ from .canvas import (
     scope_regex,
     scopes_allow,
 )
-from .google import ServiceAccountMinter
 from .passthrough import PASSTHROUGH_ROLES, CanvasPassthrough, merge_roles
 
 __all__ = [
@@ -28,11 +27,8 @@ __all__ = [
     "PASSTHROUGH_ROLES",
     "TOKEN_PARAMS",
     "CanvasPassthrough",
-    "HubCredentialSource",
-    "ServiceAccountMinter",
     "canvas_oauth_settings",
     "canvas_urls",
-    "default_credential_source",
     "merge_roles",
     "scope_regex",
     "scopes_allow",

@@ -34,16 +34,33 @@ from inspect import isawaitable
 from pathlib import Path
 from typing import Any
 
-from ..credentials.hub import (
+from tornado.httpclient import HTTPClientError
+from tornado.web import HTTPError
+from traitlets.log import get_logger
+
+from ..credentials.auth_state import (
     AUTH_STATE_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
     HUB_STATUS_ENV,
     HUB_STATUS_NO_CANVAS_LOGIN,
     OBTAINED_AT_KEY,
+    canvas_expires_at,
+    google_is_fresh,
+    google_problem,
+    google_token,
+    new_section,
+    our_section,
 )
+from ..credentials.service_account import ServiceAccountMinter
 from ..errors import ConfigurationError
 from .canvas import CANVAS_SCOPES, canvas_oauth_settings, normalize_canvas_url
-from .google import STUDENT_MESSAGE, ServiceAccountMinter
+
+# What a student sees on the page when the hub cannot mint Drive tokens; the admin gets the
+# reason in the hub log (it can name files and Google's error, which the student cannot act on).
+DRIVE_NOT_SET_UP = (
+    "Google Drive links do not work on this hub right now: the hub's Google service account "
+    "is not set up correctly. Please tell your hub administrator (the hub log says why)."
+)
 
 # The scope that lets a user's server read its own user's auth_state. Both roles need it: a
 # token's scopes are the intersection of its role's and its owner's (jupyterhub scopes.py).
@@ -201,14 +218,10 @@ class CanvasPassthrough:
             expires_in = token_response.get("expires_in")
             if isinstance(expires_in, int | float) and expires_in > 0:
                 expires_at = obtained_at + float(expires_in)
-        section: dict[str, Any] = {
-            "canvas_base_url": self.canvas_url,
-            "canvas_obtained_at": obtained_at,
-            "canvas_expires_at": expires_at,
-        }
+        ours = new_section(self.canvas_url, obtained_at, expires_at)
         if self.google is not None:
-            section["google"] = await self._google_state(_log_of(authenticator))
-        auth_state[AUTH_STATE_KEY] = section
+            ours["google"] = await self._google_state(_log_of(authenticator))
+        auth_state[AUTH_STATE_KEY] = ours
         return auth_state
 
     async def refresh_user_hook(
@@ -290,14 +303,13 @@ class CanvasPassthrough:
             env[HUB_STATUS_ENV] = HUB_STATUS_NO_CANVAS_LOGIN
             spawner.environment = env
             return
-        section = auth_state.get(AUTH_STATE_KEY)
-        section = section if isinstance(section, dict) else {}
-        env["CANVAS_BASE_URL"] = str(section.get("canvas_base_url") or self.canvas_url)
+        ours = our_section(auth_state)
+        env["CANVAS_BASE_URL"] = str(ours.get("canvas_base_url") or self.canvas_url)
         if self.export_tokens_to_env:
             env["CANVAS_ACCESS_TOKEN"] = str(auth_state["access_token"])
         if self.google is not None:
-            google = section.get("google")
-            if not _fresh(google, self.refresh_margin):
+            google = ours.get("google")
+            if not google_is_fresh(google, self.refresh_margin):
                 # Spawns normally follow a refresh (refresh_pre_spawn), but not when the admin
                 # turned refreshing off: mint here too.
                 google = await self._google_state(log)
@@ -313,16 +325,16 @@ class CanvasPassthrough:
     async def _google_state(self, log: Any) -> dict[str, Any]:
         assert self.google is not None
         try:
-            minted = await self.google.token(self.refresh_margin)
+            minted = await self.google.minted(self.refresh_margin)
         except ConfigurationError as error:
             self._log_problem(log, "privatepuller: Google Drive tokens cannot be minted: %s", error)
-            return {"error": STUDENT_MESSAGE}
+            return google_problem(DRIVE_NOT_SET_UP)
         except Exception as error:  # never let Drive trouble break a Canvas login
             self._log_problem(
                 log, "privatepuller: minting a Google Drive token failed: %s", type(error).__name__
             )
-            return {"error": STUDENT_MESSAGE}
-        return minted.as_auth_state()
+            return google_problem(DRIVE_NOT_SET_UP)
+        return google_token(minted)
 
     def _log_problem(self, log: Any, message: str, detail: object) -> None:
         text = str(detail)
@@ -330,20 +342,6 @@ class CanvasPassthrough:
         if now - self._logged.get(text, -LOG_REPEAT_SECONDS) >= LOG_REPEAT_SECONDS:
             self._logged[text] = now
             log.error(message, text)
-
-
-def canvas_expires_at(auth_state: dict[str, Any]) -> float | None:
-    """When the Canvas token in `auth_state` expires (epoch seconds), if known."""
-    section = auth_state.get(AUTH_STATE_KEY)
-    if isinstance(section, dict) and isinstance(section.get("canvas_expires_at"), int | float):
-        return float(section["canvas_expires_at"])
-    token_response = auth_state.get("token_response")
-    if isinstance(token_response, dict):
-        obtained = token_response.get(OBTAINED_AT_KEY)
-        expires_in = token_response.get("expires_in")
-        if isinstance(obtained, int | float) and isinstance(expires_in, int | float):
-            return float(obtained) + float(expires_in)
-    return None
 
 
 def merge_roles(roles: list[Any]) -> list[Any]:
@@ -367,11 +365,6 @@ def merge_roles(roles: list[Any]) -> list[Any]:
 def describe_error(error: BaseException) -> str:
     """A log-safe description of a token-endpoint failure: status and OAuth error code only
     (exception texts can embed whole token responses)."""
-    try:
-        from tornado.httpclient import HTTPClientError
-        from tornado.web import HTTPError
-    except ImportError:  # pragma: no cover - tornado comes with JupyterHub
-        return type(error).__name__
     if isinstance(error, HTTPClientError):
         detail = f"HTTP {error.code}"
         body = error.response.body if error.response is not None else b""
@@ -389,13 +382,6 @@ def describe_error(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _fresh(google: object, margin: float) -> bool:
-    if not isinstance(google, dict) or not google.get("access_token"):
-        return False
-    expires_at = google.get("expires_at")
-    return isinstance(expires_at, int | float) and expires_at - time.time() > margin
-
-
 def _log_of(obj: Any) -> Any:
     """The hub's logger as the hook's caller has it (JupyterHub passes its app log down)."""
     log = getattr(obj, "log", None)
@@ -403,8 +389,6 @@ def _log_of(obj: Any) -> Any:
 
 
 def _app_log() -> Any:
-    from traitlets.log import get_logger
-
     return get_logger()
 
 

@@ -2,7 +2,7 @@
 
 c.PrivatePuller.max_file_size = 200 * 1024 * 1024
 c.PrivatePuller.credential_sources = [
-    "privatepuller.hub.HubCredentialSource",          # the user's fresh auth_state
+    "privatepuller.credentials.hub.HubCredentialSource",    # the user's fresh auth_state
     "privatepuller.credentials.sources.EnvCredentialSource",
 ]
 """
@@ -16,7 +16,8 @@ from typing import Any
 from traitlets import Float, Int, List, Type, Unicode, default
 from traitlets.config import Configurable
 
-from ..credentials.sources import ChainedCredentialSource, CredentialSource, EnvCredentialSource
+from ..credentials.hub import DEFAULT_SOURCES
+from ..credentials.sources import CredentialSource, chained
 from ..http.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..sizes import MiB
 from ..sync.engine import SyncConfig, default_home
@@ -114,11 +115,7 @@ class PrivatePuller(Configurable):
 
     @default("credential_sources")
     def _credential_sources_default(self) -> list[type]:
-        try:
-            from ..credentials.hub import HubCredentialSource
-        except ImportError:
-            return [EnvCredentialSource]
-        return [HubCredentialSource, EnvCredentialSource]
+        return list(DEFAULT_SOURCES)
 
     _credentials: CredentialSource | None = None
 
@@ -146,9 +143,7 @@ class PrivatePuller(Configurable):
         """One credential source for the server's lifetime (sources may cache tokens)."""
         if self._credentials is None:
             sources = [self._instantiate(cls) for cls in self.credential_sources]
-            self._credentials = (
-                sources[0] if len(sources) == 1 else ChainedCredentialSource(*sources)
-            )
+            self._credentials = chained(*sources)
         return self._credentials
 
     def _instantiate(self, cls: Any) -> CredentialSource:
