@@ -122,7 +122,7 @@ class CanvasWorld:
         throttle: dict[str, Any] | None = None,
         throttle_status: int = 403,
     ) -> None:
-        from privatepuller.testing.fake_canvas import FakeCanvas, ThrottlePolicy
+        from privatepuller.testing.canvas.fake import FakeCanvas, ThrottlePolicy
 
         self.canvas = FakeCanvas(
             latency=latency,
@@ -152,7 +152,7 @@ class CanvasWorld:
         }
 
     def set_throttle(self, **throttle: Any) -> None:
-        from privatepuller.testing.canvas_throttle import LeakyBuckets, ThrottlePolicy
+        from privatepuller.testing.canvas.throttle import LeakyBuckets, ThrottlePolicy
 
         self.canvas.buckets = LeakyBuckets(ThrottlePolicy(**throttle))
 
@@ -177,7 +177,7 @@ class CanvasWorld:
 
     def reset(self) -> None:
         """Forget recorded requests and empty every rate-limit bucket."""
-        from privatepuller.testing.canvas_throttle import LeakyBuckets
+        from privatepuller.testing.canvas.throttle import LeakyBuckets
 
         self.canvas.requests.clear()
         self.canvas.throttled_count = 0
@@ -216,7 +216,7 @@ class DriveWorld:
     """Server side of a fake Drive used by the benchmark."""
 
     def __init__(self, latency: float = 0.03, quota: dict[str, Any] | None = None) -> None:
-        from privatepuller.testing.fake_drive import FakeDrive, QuotaPolicy
+        from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 
         self.drive = FakeDrive(
             latency=latency, quota=QuotaPolicy(**quota) if quota is not None else None
@@ -241,7 +241,7 @@ class DriveWorld:
         }
 
     def set_quota(self, quota: dict[str, Any] | None) -> None:
-        from privatepuller.testing.fake_drive import QuotaPolicy
+        from privatepuller.testing.drive.fake import QuotaPolicy
 
         self.drive.quota = QuotaPolicy(**quota) if quota is not None else None
 

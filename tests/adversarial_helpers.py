@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from privatepuller.testing.fake_canvas import FakeCanvas
-from privatepuller.testing.fake_drive import FakeDrive
+from privatepuller.testing.canvas.fake import FakeCanvas
+from privatepuller.testing.drive.fake import FakeDrive
 
 # -- the other origin -----------------------------------------------------------------------
 

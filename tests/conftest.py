@@ -12,8 +12,8 @@ import pytest
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.http.backoff import CANVAS_POLICY
 from privatepuller.sync.engine import SyncConfig
-from privatepuller.testing.canvas_model import FakeCourse, FakeUser
-from privatepuller.testing.fake_canvas import FakeCanvas
+from privatepuller.testing.canvas.fake import FakeCanvas
+from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 
 # Every test is scanned for leaked credentials (tests/leak_scan.py).
 pytest_plugins = ["leak_scan"]

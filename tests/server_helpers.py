@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import requests
 
 from leak_scan import observe
-from privatepuller.testing.fake_canvas import FakeCanvas
-from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL, FakeDrive
+from privatepuller.testing.canvas.fake import FakeCanvas
+from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeDrive
 
 T = TypeVar("T")
 VENV_BIN = Path(sys.executable).parent

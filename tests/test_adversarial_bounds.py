@@ -66,7 +66,7 @@ from privatepuller.sync import engine
 from privatepuller.sync.engine import SyncConfig
 from privatepuller.sync.origin import LocalOrigin
 from privatepuller.sync.source import ListingLimits
-from privatepuller.testing.fake_drive import FakeDrive
+from privatepuller.testing.drive.fake import FakeDrive
 from server_helpers import JupyterServer, ServiceThread, outputs, tree
 from test_hub_source import StubHub, canvas_state, serve
 

@@ -40,7 +40,7 @@ from privatepuller.resolvers.canvas import CanvasFolder
 from privatepuller.resolvers.gdrive import GoogleDriveFolder
 from privatepuller.sync.engine import MiB, SyncConfig, apply_limits, drop_unwritable
 from privatepuller.sync.names import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
-from privatepuller.testing.fake_drive import FakeDrive
+from privatepuller.testing.drive.fake import FakeDrive
 
 # Names a file or folder can have in Canvas or Drive (Drive allows "/" too).
 HOSTILE_NAMES = [

@@ -52,8 +52,8 @@ from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncConfig, SyncReport
 from privatepuller.sync.merge import UNFINISHED
 from privatepuller.sync.origin import LocalOrigin
-from privatepuller.testing.fake_canvas import FakeCanvas
-from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL, FakeDrive
+from privatepuller.testing.canvas.fake import FakeCanvas
+from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeDrive
 
 README = b"line 1\nline 2\nline 3\nline 4\nline 5\n"
 OLD_REMOTE = {

@@ -39,8 +39,8 @@ from privatepuller.errors import (
 )
 from privatepuller.pull import parse_link, pull
 from privatepuller.sync.engine import SyncConfig
-from privatepuller.testing.canvas_model import FakeCourse, FakeUser
-from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL, FakeItem
+from privatepuller.testing.canvas.model import FakeCourse, FakeUser
+from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeItem
 from server_helpers import DriveThread, JupyterServer, ServiceThread, outputs, tree
 
 

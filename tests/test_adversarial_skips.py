@@ -40,7 +40,7 @@ from privatepuller.sync.engine import (
 )
 from privatepuller.sync.manifest import ManifestEntry, Skipped
 from privatepuller.sync.origin import LocalOrigin
-from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL, FakeDrive, FakeItem
+from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeDrive, FakeItem
 from server_helpers import DriveThread, JupyterServer, outputs, tree
 from test_cli import canvas_env, run
 

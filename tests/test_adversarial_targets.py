@@ -24,8 +24,8 @@ import pytest
 import requests
 
 from privatepuller.targets import BadTargetPath, safe_target, target_problem
-from privatepuller.testing.canvas_model import FakeCourse, FakeUser
-from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL
+from privatepuller.testing.canvas.model import FakeCourse, FakeUser
+from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL
 from server_helpers import (
     CanvasThread,
     DriveThread,

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from privatepuller.testing.canvas_model import FakeCourse, FakeUser
-from privatepuller.testing.fake_canvas import populate_demo
+from privatepuller.testing.canvas.fake import populate_demo
+from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 from server_helpers import CanvasThread, DriveThread, JupyterServer, tree
 
 pytestmark = pytest.mark.e2e
@@ -209,8 +209,8 @@ def test_student_clicks_the_link_sees_progress_lands_on_urlpath_and_clicks_again
 
 
 def test_a_drive_link_works_the_same_way(setup: Setup, browser: WebDriver) -> None:
-    from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL
-    from privatepuller.testing.fake_drive import populate_demo as populate_drive
+    from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL
+    from privatepuller.testing.drive.fake import populate_demo as populate_drive
 
     folder = setup.drive_thread.call(
         populate_drive, setup.drive_thread.drive, share_with=DEFAULT_SA_EMAIL

@@ -29,10 +29,10 @@ import requests
 
 from leak_scan import allow_file, observe, secret
 from privatepuller.credentials.hub import AUTH_STATE_DISABLED
-from privatepuller.testing.canvas_model import FakeCourse, FakeUser
-from privatepuller.testing.drive_model import FakeItem
-from privatepuller.testing.fake_canvas import AccessTokenRecord, FakeCanvas
-from privatepuller.testing.fake_drive import FakeDrive
+from privatepuller.testing.canvas.fake import AccessTokenRecord, FakeCanvas
+from privatepuller.testing.canvas.model import FakeCourse, FakeUser
+from privatepuller.testing.drive.fake import FakeDrive
+from privatepuller.testing.drive.model import FakeItem
 from server_helpers import VENV_BIN, CanvasThread, LoopThread, free_port
 
 pytestmark = pytest.mark.e2e

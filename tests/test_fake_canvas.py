@@ -23,7 +23,7 @@ from canvasapi.exceptions import (
     Unauthorized,
 )
 
-from privatepuller.testing.fake_canvas import (
+from privatepuller.testing.canvas.fake import (
     FakeCanvas,
     FakeCourse,
     FakeUser,

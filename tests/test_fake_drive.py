@@ -27,9 +27,8 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseDownload
 
-from privatepuller.testing.drive_content import synthetic_chunks
-from privatepuller.testing.drive_query import QueryError, parse_query
-from privatepuller.testing.fake_drive import (
+from privatepuller.testing.drive.content import synthetic_chunks
+from privatepuller.testing.drive.fake import (
     COLAB,
     DEFAULT_SA_EMAIL,
     DRIVE_READONLY,
@@ -40,6 +39,7 @@ from privatepuller.testing.fake_drive import (
     QuotaPolicy,
     populate_demo,
 )
+from privatepuller.testing.drive.query import QueryError, parse_query
 
 SA = DEFAULT_SA_EMAIL
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

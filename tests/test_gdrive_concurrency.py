@@ -11,7 +11,7 @@ from gdrive_helpers import tree
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncConfig
-from privatepuller.testing.fake_drive import FakeDrive, QuotaPolicy
+from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 
 STUDENTS = 50
 SCALE = 0.02  # Google's schedule 50 times faster: retries wait at most 0.64 s

@@ -40,8 +40,8 @@ from privatepuller.sync.engine import origin_for
 from privatepuller.sync.manifest import RemoteFile
 from privatepuller.sync.progress import NullProgress
 from privatepuller.sync.source import SkipFile
-from privatepuller.testing.drive_demo import notebook
-from privatepuller.testing.fake_drive import FakeDrive, QuotaPolicy
+from privatepuller.testing.drive.demo import notebook
+from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 
 FAST = SessionOptions(GOOGLE_POLICY.scaled(0.01))
 

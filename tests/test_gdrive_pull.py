@@ -30,8 +30,8 @@ from privatepuller.http.session import SessionOptions
 from privatepuller.registry import register
 from privatepuller.resolvers.gdrive import GoogleDriveFolder, GoogleDriveFolderLink
 from privatepuller.sync.engine import MiB, sync
-from privatepuller.testing.drive_demo import notebook
-from privatepuller.testing.fake_drive import COLAB
+from privatepuller.testing.drive.demo import notebook
+from privatepuller.testing.drive.fake import COLAB
 
 FAST = SessionOptions(GOOGLE_POLICY.scaled(0.01))
 

@@ -31,9 +31,9 @@ from privatepuller.credentials.auth_state import (
 )
 from privatepuller.hub import CANVAS_SCOPES, CanvasPassthrough, merge_roles
 from privatepuller.hub.passthrough import DRIVE_NOT_SET_UP
-from privatepuller.testing.canvas_model import FakeUser
-from privatepuller.testing.fake_canvas import FakeCanvas
-from privatepuller.testing.fake_drive import FakeDrive
+from privatepuller.testing.canvas.fake import FakeCanvas
+from privatepuller.testing.canvas.model import FakeUser
+from privatepuller.testing.drive.fake import FakeDrive
 
 CLIENT_ID = "10000000000042"
 CLIENT_SECRET = "hub-client-secret-" + "x" * 20

@@ -98,7 +98,7 @@ import pytest
 
 from leak_scan import observe
 from privatepuller.errors import DownloadFailed
-from privatepuller.testing.fake_canvas import FakeCanvas
+from privatepuller.testing.canvas.fake import FakeCanvas
 
 
 def token() -> str:

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import requests
 
-from privatepuller.testing.canvas_model import FakeCourse, FakeUser
-from privatepuller.testing.fake_canvas import FakeCanvas, populate_demo
-from privatepuller.testing.fake_drive import DEFAULT_SA_EMAIL
+from privatepuller.testing.canvas.fake import FakeCanvas, populate_demo
+from privatepuller.testing.canvas.model import FakeCourse, FakeUser
+from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL
 from server_helpers import (
     CanvasThread,
     DriveThread,

@@ -22,7 +22,7 @@ async def run_demo(parent: Path, *, drive: bool = False) -> int:
 
         return await run_drive_demo(parent)
 
-    from .testing.fake_canvas import FakeCanvas, populate_demo
+    from .testing.canvas.fake import FakeCanvas, populate_demo
 
     parent = parent.absolute()
     parent.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,8 @@ from .sync.engine import SyncConfig, SyncReport
 
 
 async def run_drive_demo(target: Path) -> int:
-    from .testing.drive_demo import notebook
-    from .testing.fake_drive import FakeDrive, populate_demo
+    from .testing.drive.demo import notebook
+    from .testing.drive.fake import FakeDrive, populate_demo
 
     parent = target.absolute()
     parent.mkdir(parents=True, exist_ok=True)

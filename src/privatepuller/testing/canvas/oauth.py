@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from privatepuller.testing import issued
-from privatepuller.testing.canvas_api import canvas_json
-from privatepuller.testing.canvas_json import token_user_json
-from privatepuller.testing.canvas_model import FakeUser, random_alnum
+from .. import issued
+from .model import FakeUser, random_alnum
+from .routes import canvas_json
+from .shapes import token_user_json
 
 if TYPE_CHECKING:
-    from privatepuller.testing.fake_canvas import AccessTokenRecord, FakeCanvas
+    from .fake import AccessTokenRecord, FakeCanvas
 
 CODE_TTL_SECONDS = 600.0  # Setting "oath_token_request_timeout" (sic), 10 minutes
 _ERRORS: dict[str, tuple[str, str, int]] = {

@@ -34,14 +34,8 @@ from typing import Literal, Self
 
 from aiohttp import web
 
-from privatepuller.testing import issued
-from privatepuller.testing.canvas_api import (
-    FAULT_KEY,
-    SENT_STATUS_KEY,
-    CanvasApi,
-    abort_connection,
-)
-from privatepuller.testing.canvas_model import (
+from .. import issued
+from .model import (
     FakeCourse,
     FakeFile,
     FakeFileSpace,
@@ -51,8 +45,14 @@ from privatepuller.testing.canvas_model import (
     TokenError,
     random_alnum,
 )
-from privatepuller.testing.canvas_oauth import OAuthProvider
-from privatepuller.testing.canvas_throttle import LeakyBuckets, ThrottlePolicy
+from .oauth import OAuthProvider
+from .routes import (
+    FAULT_KEY,
+    SENT_STATUS_KEY,
+    CanvasApi,
+    abort_connection,
+)
+from .throttle import LeakyBuckets, ThrottlePolicy
 
 __all__ = [
     "FakeCanvas",

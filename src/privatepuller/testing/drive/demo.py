@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .drive_content import COLAB
+from .content import COLAB
 
 if TYPE_CHECKING:
-    from .fake_drive import FakeDrive, FakeItem
+    from .fake import FakeDrive, FakeItem
 
 IPYNB = "application/x-ipynb+json"
 

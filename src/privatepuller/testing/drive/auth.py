@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from . import issued
+from .. import issued
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _BAD_TIME = (

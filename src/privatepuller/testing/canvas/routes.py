@@ -22,17 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from privatepuller.testing.canvas_json import (
-    Json,
-    course_json,
-    file_json,
-    file_locked_for,
-    folder_json,
-    group_json,
-    profile_json,
-    user_json,
-)
-from privatepuller.testing.canvas_model import (
+from .model import (
     FakeCourse,
     FakeFile,
     FakeFileSpace,
@@ -42,9 +32,19 @@ from privatepuller.testing.canvas_model import (
     TokenError,
     utcnow,
 )
+from .shapes import (
+    Json,
+    course_json,
+    file_json,
+    file_locked_for,
+    folder_json,
+    group_json,
+    profile_json,
+    user_json,
+)
 
 if TYPE_CHECKING:
-    from privatepuller.testing.fake_canvas import FakeCanvas
+    from .fake import FakeCanvas
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from privatepuller.testing.canvas_model import (
+from .model import (
     FakeCourse,
     FakeFile,
     FakeFolder,

@@ -34,10 +34,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
-from . import drive_errors as err
-from . import issued
-from .drive_auth import JWT_BEARER, AssertionRejected, service_account_info, verify_assertion
-from .drive_content import (
+from .. import issued
+from . import errors as err
+from .auth import JWT_BEARER, AssertionRejected, service_account_info, verify_assertion
+from .content import (
     COLAB,
     EXPORT_FORMATS,
     FOLDER,
@@ -48,10 +48,10 @@ from .drive_content import (
     parse_range,
     synthetic_chunks,
 )
-from .drive_demo import populate_demo
-from .drive_fields import FieldsError, Mask, apply_mask, parse_fields, validate_mask
-from .drive_model import CHECKSUMS, Caller, DriveModel, FakeItem
-from .drive_query import QueryError, parse_query
+from .demo import populate_demo
+from .fields import FieldsError, Mask, apply_mask, parse_fields, validate_mask
+from .model import CHECKSUMS, Caller, DriveModel, FakeItem
+from .query import QueryError, parse_query
 
 __all__ = [
     "COLAB",
@@ -87,7 +87,7 @@ FaultKind = Literal[
     "invalid_grant",
     "truncate",
     "stall_body",
-    # One file's refusals (exact bodies of drive_errors), for a download or an export ...
+    # One file's refusals (exact bodies of errors.py), for a download or an export ...
     "403_cannotDownloadAbusiveFile",
     "403_cannotDownloadFile",
     "403_downloadQuotaExceeded",

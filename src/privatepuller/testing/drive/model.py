@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from .drive_content import (
+from .content import (
     DOC_MIME_TYPES,
     EXPORT_LIMIT,
     FOLDER,
@@ -30,7 +30,7 @@ from .drive_content import (
     is_google_native,
     synthetic_digest,
 )
-from .drive_query import Query
+from .query import Query
 
 OWNER_EMAIL = "instructor@example.edu"
 CHECKSUMS = {"md5Checksum": "md5", "sha1Checksum": "sha1", "sha256Checksum": "sha256"}

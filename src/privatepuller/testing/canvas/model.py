@@ -1,7 +1,7 @@
 """Data model of the fake Canvas: users, courses, groups and their file spaces.
 
 Everything here is plain in-memory state that tests mutate directly; the HTTP layer
-(`fake_canvas.py`) only reads it. Names and defaults follow canvas-lms
+(`fake.py`) only reads it. Names and defaults follow canvas-lms
 (`app/models/folder.rb`, `app/models/attachment.rb`).
 """
 

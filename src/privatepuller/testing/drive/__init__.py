@@ -1,0 +1,9 @@
+"""A fake Google Drive (Drive v3 API, downloads, exports, service-account tokens) for tests,
+benchmarks and the demo.
+
+`FakeDrive` is the server; `demo.populate_demo` fills it with the demo course folder.
+"""
+
+from .fake import FakeDrive, populate_demo
+
+__all__ = ["FakeDrive", "populate_demo"]
