@@ -169,7 +169,11 @@ def test_the_plugin_fails_each_planted_leak_and_passes_a_clean_test(tmp_path: Pa
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "test_planted.py"],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(TESTS_DIR)},
+        # The caller's PYTHONPATH stays: it may name the sources under test.
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.getenv("PYTHONPATH")])),
+        },
         capture_output=True,
         text=True,
         timeout=120,

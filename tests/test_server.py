@@ -6,6 +6,7 @@ whole module; each test uses its own course or target folder.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -148,7 +149,13 @@ def test_extension_is_listed_enabled_and_ok(tmp_path: Path) -> None:
         [str(VENV_BIN / "jupyter"), "server", "extension", "list"],
         capture_output=True,
         text=True,
-        env={"PATH": str(VENV_BIN), "HOME": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path)},
+        env={
+            "PATH": str(VENV_BIN),
+            "HOME": str(tmp_path),
+            "JUPYTER_CONFIG_DIR": str(tmp_path),
+            # The caller's PYTHONPATH stays: it may name the sources under test.
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
     )
     text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     assert re.search(r"privatepuller enabled", text), text
