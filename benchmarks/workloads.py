@@ -122,9 +122,9 @@ def session_concurrency(provider: str) -> int:
         return int(SessionOptions.__dataclass_fields__["concurrency"].default)
     except (ImportError, KeyError):  # before SessionOptions: the fetchers' own default
         if provider == "canvas":
-            from privatepuller.fetchers.canvas import CanvasFetcher as Fetcher
+            from privatepuller.providers.canvas.source import CanvasFetcher as Fetcher
         else:
-            from privatepuller.fetchers.gdrive import GoogleDriveFetcher as Fetcher
+            from privatepuller.providers.gdrive.source import GoogleDriveFetcher as Fetcher
         return int(inspect.signature(Fetcher).parameters["concurrency"].default)
 
 

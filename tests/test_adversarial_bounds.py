@@ -53,14 +53,14 @@ from privatepuller.errors import (
     TooBig,
     UnsafeRequest,
 )
-from privatepuller.fetchers.gdrive import GoogleDriveFetcher
 from privatepuller.http.addresses import is_public_address, parse_address
 from privatepuller.http.backoff import CANVAS_POLICY
 from privatepuller.http.origin import Origin
 from privatepuller.http.session import ReadOnlySession
 from privatepuller.hub.canvas import normalize_canvas_url
+from privatepuller.providers.gdrive.links import GoogleDriveFolder
+from privatepuller.providers.gdrive.source import GoogleDriveFetcher
 from privatepuller.pull import pull
-from privatepuller.resolvers.gdrive import GoogleDriveFolder
 from privatepuller.server.config import PrivatePuller
 from privatepuller.sync import engine
 from privatepuller.sync.engine import SyncConfig

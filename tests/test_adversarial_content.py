@@ -33,11 +33,11 @@ from conftest import CanvasWorld
 from gdrive_helpers import DriveWorld, make_world, pull_drive
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import DownloadFailed, MergeFailed, PullError
-from privatepuller.fetchers.canvas import CanvasFetcher
-from privatepuller.fetchers.gdrive import MAX_FOLDERS, GoogleDriveFetcher
+from privatepuller.providers.canvas.links import CanvasFolder
+from privatepuller.providers.canvas.source import CanvasFetcher
+from privatepuller.providers.gdrive.links import GoogleDriveFolder
+from privatepuller.providers.gdrive.source import MAX_FOLDERS, GoogleDriveFetcher
 from privatepuller.pull import pull
-from privatepuller.resolvers.canvas import CanvasFolder
-from privatepuller.resolvers.gdrive import GoogleDriveFolder
 from privatepuller.sync.engine import MiB, SyncConfig, apply_limits, drop_unwritable
 from privatepuller.sync.names import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
 from privatepuller.testing.drive.fake import FakeDrive

@@ -21,19 +21,19 @@ from yarl import URL
 
 from privatepuller.errors import UnsafeRequest, UnsupportedURL, WrongHost
 from privatepuller.http.origin import Origin
-from privatepuller.pull import parse_link
-from privatepuller.resolvers.canvas import (
+from privatepuller.providers.canvas.links import (
     CanvasFileLink,
     CanvasFolderLink,
     check_same_canvas,
     parse_canvas_url,
 )
-from privatepuller.resolvers.gdrive import (
+from privatepuller.providers.gdrive.links import (
     ID_RE,
     RESOURCE_KEY_RE,
     GoogleDriveFileLink,
     GoogleDriveFolderLink,
 )
+from privatepuller.pull import parse_link
 from privatepuller.sync.names import MAX_COMPONENT_BYTES, LocalNamer, sanitize_component
 from privatepuller.targets import BadTargetPath, safe_target
 

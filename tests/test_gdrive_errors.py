@@ -32,10 +32,10 @@ from privatepuller.errors import (
     RateLimited,
     UnsafeRequest,
 )
-from privatepuller.fetchers.gdrive import DriveDownload, GoogleDriveFetcher
 from privatepuller.http.backoff import GOOGLE_POLICY
 from privatepuller.http.session import SessionOptions
-from privatepuller.resolvers.gdrive import GoogleDriveFolder
+from privatepuller.providers.gdrive.links import GoogleDriveFolder
+from privatepuller.providers.gdrive.source import DriveDownload, GoogleDriveFetcher
 from privatepuller.sync.engine import origin_for
 from privatepuller.sync.manifest import RemoteFile
 from privatepuller.sync.progress import NullProgress

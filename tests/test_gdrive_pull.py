@@ -24,11 +24,11 @@ from gdrive_helpers import (
     tree,
 )
 from privatepuller.errors import ConfigurationError, NoAccess
-from privatepuller.fetchers.gdrive import ExportFormats, GoogleDriveFetcher
 from privatepuller.http.backoff import GOOGLE_POLICY
 from privatepuller.http.session import SessionOptions
-from privatepuller.registry import register
-from privatepuller.resolvers.gdrive import GoogleDriveFolder, GoogleDriveFolderLink
+from privatepuller.providers.gdrive.links import GoogleDriveFolder, GoogleDriveFolderLink
+from privatepuller.providers.gdrive.source import ExportFormats, GoogleDriveFetcher
+from privatepuller.providers.repoproviders import register
 from privatepuller.sync.engine import MiB, sync
 from privatepuller.testing.drive.demo import notebook
 from privatepuller.testing.drive.fake import COLAB

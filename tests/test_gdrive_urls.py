@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from privatepuller.errors import UnsupportedURL
-from privatepuller.pull import parse_link
-from privatepuller.resolvers.base import DoesNotExist, MaybeExists
-from privatepuller.resolvers.gdrive import (
+from privatepuller.providers.base import DoesNotExist, MaybeExists
+from privatepuller.providers.gdrive.links import (
     ID_RE,
     RESOURCE_KEY_RE,
     GoogleDriveFileLink,
@@ -20,6 +19,7 @@ from privatepuller.resolvers.gdrive import (
     GoogleDriveURLResolver,
     parse_drive_url,
 )
+from privatepuller.pull import parse_link
 
 FID = "1AbCdEfGhIjKlMnOpQrStUvWxYz_-012"
 DRIVE_ID = "0ABCDEF-01234567890"

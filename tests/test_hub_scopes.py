@@ -10,9 +10,9 @@ import pytest
 
 from conftest import CanvasWorld
 from privatepuller.credentials.sources import EnvCredentialSource
-from privatepuller.fetchers.canvas_api import ENDPOINTS
 from privatepuller.hub import CANVAS_SCOPES, canvas_oauth_settings, scope_regex, scopes_allow
 from privatepuller.hub.canvas import UNSCOPED_PATH_PREFIXES, canvas_urls, normalize_canvas_url
+from privatepuller.providers.canvas.api import ENDPOINTS
 from privatepuller.pull import pull
 
 CONTEXTS = ("courses", "groups", "users")

@@ -11,8 +11,8 @@ from repoproviders.resolvers.resolver import RESOLVER_BY_TYPE
 from yarl import URL
 
 from conftest import CanvasWorld
-from privatepuller.registry import register
-from privatepuller.resolvers.canvas import CanvasFolder, CanvasFolderLink, CanvasResolver
+from privatepuller.providers.canvas.links import CanvasFolder, CanvasFolderLink, CanvasResolver
+from privatepuller.providers.repoproviders import register
 
 
 @pytest.fixture

@@ -16,12 +16,10 @@ from yarl import URL
 
 from .credentials.sources import CredentialSource, EnvCredentialSource
 from .errors import NoAccess, NotFound, UnsupportedURL
-from .fetchers.canvas import CanvasFetcher
-from .fetchers.gdrive import GoogleDriveFetcher
 from .http.backoff import CANVAS_POLICY, GOOGLE_POLICY, BackoffPolicy
 from .http.session import SessionOptions
-from .resolvers.base import DoesNotExist, Exists, NotVisible
-from .resolvers.canvas import (
+from .providers.base import DoesNotExist, Exists, NotVisible
+from .providers.canvas.links import (
     CanvasFile,
     CanvasFileLink,
     CanvasFolder,
@@ -29,7 +27,8 @@ from .resolvers.canvas import (
     CanvasResolver,
     parse_canvas_url,
 )
-from .resolvers.gdrive import (
+from .providers.canvas.source import CanvasFetcher
+from .providers.gdrive.links import (
     GoogleDriveFile,
     GoogleDriveFileLink,
     GoogleDriveFolder,
@@ -37,6 +36,7 @@ from .resolvers.gdrive import (
     GoogleDriveResolver,
     parse_drive_url,
 )
+from .providers.gdrive.source import GoogleDriveFetcher
 from .sync.engine import SyncConfig, SyncReport, origin_for, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress

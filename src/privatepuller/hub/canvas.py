@@ -2,7 +2,7 @@
 
 `CANVAS_SCOPES` is the exact list a Canvas administrator enables on a scoped developer key
 for privatepuller; the hub requests the same list at login. A test checks every endpoint in
-`privatepuller.fetchers.canvas_api.ENDPOINTS` against it with Canvas's own matching rule
+`privatepuller.providers.canvas.api.ENDPOINTS` against it with Canvas's own matching rule
 (`scope_regex`), so the list cannot silently fall behind the fetcher.
 
 Scope names are Canvas's route templates, as printed under each endpoint of the Canvas REST

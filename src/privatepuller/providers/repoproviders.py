@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any
 
-from .credentials.sources import CredentialSource
+from ..credentials.sources import CredentialSource
 
 
 def _types_of(function: Any, parameter: str) -> tuple[type, ...]:
@@ -23,8 +23,8 @@ def _types_of(function: Any, parameter: str) -> tuple[type, ...]:
 
 
 def our_resolvers(credentials: CredentialSource | None = None) -> list[Any]:
-    from .resolvers.canvas import CanvasResolver, CanvasURLResolver
-    from .resolvers.gdrive import GoogleDriveResolver, GoogleDriveURLResolver
+    from .canvas.links import CanvasResolver, CanvasURLResolver
+    from .gdrive.links import GoogleDriveResolver, GoogleDriveURLResolver
 
     return [
         CanvasURLResolver(),
@@ -35,8 +35,8 @@ def our_resolvers(credentials: CredentialSource | None = None) -> list[Any]:
 
 
 def our_fetchers(credentials: CredentialSource | None = None) -> list[Any]:
-    from .fetchers.canvas import CanvasFetcher
-    from .fetchers.gdrive import GoogleDriveFetcher
+    from .canvas.source import CanvasFetcher
+    from .gdrive.source import GoogleDriveFetcher
 
     return [CanvasFetcher(credentials), GoogleDriveFetcher(credentials)]
 

@@ -14,16 +14,17 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from ..credentials.sources import CanvasCredentials
-from ..errors import DownloadFailed, NoAccess, NotFound
-from ..http.session import (
+from ...credentials.sources import CanvasCredentials
+from ...errors import DownloadFailed, NoAccess, NotFound
+from ...http.session import (
     CANVAS_OPTIONS,
     HTTPStatusError,
     ReadOnlySession,
     SessionOptions,
 )
-from ..resolvers.base import DoesNotExist, Exists, NotVisible
-from ..resolvers.canvas import (
+from ...sync.source import ListingLimits
+from ..base import DoesNotExist, Exists, NotVisible
+from .links import (
     CONTEXT_NOUN,
     CanvasFile,
     CanvasFileLink,
@@ -31,7 +32,6 @@ from ..resolvers.canvas import (
     CanvasFolderLink,
     Context,
 )
-from ..sync.source import ListingLimits
 
 PER_PAGE = 100  # Canvas's maximum page size
 

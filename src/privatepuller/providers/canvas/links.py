@@ -15,11 +15,11 @@ from urllib.parse import unquote
 
 from yarl import URL
 
-from ..credentials.sources import CredentialSource, EnvCredentialSource
-from ..errors import NotConfigured, PullError, UnsupportedURL, WrongHost
-from ..http.origin import Origin
-from ..http.session import CANVAS_OPTIONS, SessionOptions
-from .base import DoesNotExist, Exists, MaybeExists
+from ...credentials.sources import CredentialSource, EnvCredentialSource
+from ...errors import NotConfigured, PullError, UnsupportedURL, WrongHost
+from ...http.origin import Origin
+from ...http.session import CANVAS_OPTIONS, SessionOptions
+from ..base import DoesNotExist, Exists, MaybeExists
 
 Context = Literal["courses", "groups", "users"]
 CONTEXT_NOUN = {"courses": "course", "groups": "group", "users": "personal"}
@@ -158,7 +158,7 @@ class CanvasResolver:
         | DoesNotExist[CanvasFolder]
         | DoesNotExist[CanvasFile]
     ):
-        from ..fetchers.canvas_api import CanvasAPI
+        from .api import CanvasAPI
 
         credentials = await self.canvas_credentials(question.base_url)
         async with CanvasAPI.open(credentials, self.options) as api:

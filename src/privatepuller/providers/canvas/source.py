@@ -10,20 +10,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ..credentials.sources import CredentialSource, EnvCredentialSource
-from ..http.session import (
+from ...credentials.sources import CredentialSource, EnvCredentialSource
+from ...http.session import (
     CANVAS_OPTIONS,
     HTTPStatusError,
     ResponseTooLarge,
     SessionOptions,
 )
-from ..resolvers.canvas import CanvasFile, CanvasFolder, CanvasResolver
-from ..sizes import size_text
-from ..sync.engine import SyncConfig, download_tree
-from ..sync.manifest import Listing, RemoteFile, Skipped
-from ..sync.names import LocalNamer, sanitize_component
-from ..sync.source import ListingLimits, SkipFile
-from .canvas_api import CanvasAPI, http_error
+from ...sizes import size_text
+from ...sync.engine import SyncConfig, download_tree
+from ...sync.manifest import Listing, RemoteFile, Skipped
+from ...sync.names import LocalNamer, sanitize_component
+from ...sync.source import ListingLimits, SkipFile
+from .api import CanvasAPI, http_error
+from .links import CanvasFile, CanvasFolder, CanvasResolver
 
 # The fields of Canvas folder and file objects that listing uses.
 _ACCESS = ("hidden", "hidden_for_user", "locked_for_user", "lock_explanation")

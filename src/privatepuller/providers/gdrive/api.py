@@ -16,8 +16,8 @@ from typing import Any
 
 from yarl import URL
 
-from ..credentials.sources import GoogleCredentials
-from ..errors import (
+from ...credentials.sources import GoogleCredentials
+from ...errors import (
     ConfigurationError,
     DownloadFailed,
     LoginExpired,
@@ -26,15 +26,17 @@ from ..errors import (
     PullError,
     RateLimited,
 )
-from ..http.session import (
+from ...http.session import (
     GOOGLE_OPTIONS,
     HTTPStatusError,
     ReadOnlySession,
     ResponseTooLarge,
     SessionOptions,
 )
-from ..resolvers.base import DoesNotExist, Exists, NotVisible
-from ..resolvers.gdrive import (
+from ...sizes import size_text
+from ...sync.source import EntryCount, ListingLimits, SkipFile
+from ..base import DoesNotExist, Exists, NotVisible
+from .links import (
     ID_RE,
     RESOURCE_KEY_RE,
     GoogleDriveFile,
@@ -42,8 +44,6 @@ from ..resolvers.gdrive import (
     GoogleDriveFolder,
     GoogleDriveFolderLink,
 )
-from ..sizes import size_text
-from ..sync.source import EntryCount, ListingLimits, SkipFile
 
 FOLDER = "application/vnd.google-apps.folder"
 SHORTCUT = "application/vnd.google-apps.shortcut"

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from yarl import URL
 
-from ..credentials.sources import CredentialSource, EnvCredentialSource, GoogleCredentials
-from ..errors import NotConfigured, UnsupportedURL
-from ..http.session import GOOGLE_OPTIONS, SessionOptions
-from .base import DoesNotExist, Exists, MaybeExists
+from ...credentials.sources import CredentialSource, EnvCredentialSource, GoogleCredentials
+from ...errors import NotConfigured, UnsupportedURL
+from ...http.session import GOOGLE_OPTIONS, SessionOptions
+from ..base import DoesNotExist, Exists, MaybeExists
 
 # What a link says the item is; "any" for `open?id=` / `uc?id=` links (file or folder).
 Expected = Literal[
@@ -240,7 +240,7 @@ class GoogleDriveResolver:
         | DoesNotExist[GoogleDriveFolder]
         | DoesNotExist[GoogleDriveFile]
     ):
-        from ..fetchers.gdrive_api import DriveAPI
+        from .api import DriveAPI
 
         credentials = await self.google_credentials()
         async with DriveAPI.open(credentials, self.options) as api:
