@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from privatepuller.credentials.sources import EnvCredentialSource
-from privatepuller.http.backoff import CANVAS_POLICY
+from privatepuller.providers.canvas.policy import CANVAS_POLICY
 from privatepuller.sync.engine import SyncConfig
 from privatepuller.testing.canvas.fake import FakeCanvas
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser

@@ -54,10 +54,10 @@ from privatepuller.errors import (
     UnsafeRequest,
 )
 from privatepuller.http.addresses import is_public_address, parse_address
-from privatepuller.http.backoff import CANVAS_POLICY
 from privatepuller.http.origin import Origin
 from privatepuller.http.session import ReadOnlySession
 from privatepuller.hub.canvas import normalize_canvas_url
+from privatepuller.providers.canvas.policy import CANVAS_POLICY
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.source import GoogleDriveFetcher
 from privatepuller.pull import pull

@@ -27,9 +27,9 @@ from gdrive_helpers import DriveWorld, content_requests, make_world, pull_drive
 from gdrive_helpers import tree as drive_tree
 from privatepuller.cli import summary
 from privatepuller.errors import ConfigurationError, LoginExpired, NoAccess, PullError, RateLimited
-from privatepuller.http.backoff import GOOGLE_POLICY
 from privatepuller.http.session import SessionOptions
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
+from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 from privatepuller.providers.gdrive.source import GoogleDriveFetcher
 from privatepuller.pull import pull
 from privatepuller.server.events import SKIP_REASONS, report_lines

@@ -19,7 +19,7 @@ from privatepuller.errors import (
     SyncBusy,
     WrongHost,
 )
-from privatepuller.http.backoff import CANVAS_POLICY
+from privatepuller.providers.canvas.policy import CANVAS_POLICY
 from privatepuller.pull import pull
 from privatepuller.sync.engine import MiB, SyncReport, origin_for
 

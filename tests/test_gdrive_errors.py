@@ -32,9 +32,9 @@ from privatepuller.errors import (
     RateLimited,
     UnsafeRequest,
 )
-from privatepuller.http.backoff import GOOGLE_POLICY
 from privatepuller.http.session import SessionOptions
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
+from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 from privatepuller.providers.gdrive.source import DriveDownload, GoogleDriveFetcher
 from privatepuller.sync.engine import origin_for
 from privatepuller.sync.manifest import RemoteFile

@@ -24,9 +24,9 @@ from gdrive_helpers import (
     tree,
 )
 from privatepuller.errors import ConfigurationError, NoAccess
-from privatepuller.http.backoff import GOOGLE_POLICY
 from privatepuller.http.session import SessionOptions
 from privatepuller.providers.gdrive.links import GoogleDriveFolder, GoogleDriveFolderLink
+from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 from privatepuller.providers.gdrive.source import ExportFormats, GoogleDriveFetcher
 from privatepuller.providers.repoproviders import register
 from privatepuller.sync.engine import MiB, sync

@@ -11,9 +11,11 @@ from yarl import URL
 
 from privatepuller.credentials.tokens import StaticToken
 from privatepuller.errors import LoginExpired, RateLimited, UnsafeRequest
-from privatepuller.http.backoff import CANVAS_POLICY, GOOGLE_POLICY, Verdict, classify_canvas
+from privatepuller.http.backoff import Verdict
 from privatepuller.http.origin import Origin
 from privatepuller.http.session import HTTPStatusError, ReadOnlySession
+from privatepuller.providers.canvas.policy import CANVAS_POLICY, classify_canvas
+from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 
 TOKEN = "tok-SECRET-1234"
 FAST_CANVAS = CANVAS_POLICY.scaled(0.001)
@@ -254,7 +256,7 @@ async def test_retry_after_is_honoured_and_budget_exhaustion_is_rate_limited():
 
 
 def test_google_classifier_retries_only_rate_limit_403s():
-    from privatepuller.http.backoff import classify_google
+    from privatepuller.providers.gdrive.policy import classify_google
 
     def body(reason: str) -> bytes:
         return (

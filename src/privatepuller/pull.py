@@ -16,7 +16,7 @@ from yarl import URL
 
 from .credentials.sources import CredentialSource, EnvCredentialSource
 from .errors import NoAccess, NotFound, UnsupportedURL
-from .http.backoff import CANVAS_POLICY, GOOGLE_POLICY, BackoffPolicy
+from .http.backoff import BackoffPolicy
 from .http.session import SessionOptions
 from .providers.base import DoesNotExist, Exists, NotVisible
 from .providers.canvas.links import (
@@ -27,6 +27,7 @@ from .providers.canvas.links import (
     CanvasResolver,
     parse_canvas_url,
 )
+from .providers.canvas.policy import CANVAS_POLICY
 from .providers.canvas.source import CanvasFetcher
 from .providers.gdrive.links import (
     GoogleDriveFile,
@@ -36,6 +37,7 @@ from .providers.gdrive.links import (
     GoogleDriveResolver,
     parse_drive_url,
 )
+from .providers.gdrive.policy import GOOGLE_POLICY
 from .providers.gdrive.source import GoogleDriveFetcher
 from .sync.engine import SyncConfig, SyncReport, origin_for, sync
 from .sync.names import sanitize_component

@@ -4,7 +4,7 @@ A file's `url` or a redirect names any host the provider likes. A request there 
 credential, but it still runs *inside the hub's network*: a name that resolves to the cloud's
 metadata service (169.254.169.254), to the Jupyter server itself, to the hub or to anything
 else on a private network must not be reachable that way. So every host except the
-configured origin's own (Canvas, the Drive API; tests and the demo run those on 127.0.0.1) has
+configured origin's own (the provider's API; tests and the demo run those on 127.0.0.1) has
 to resolve to public addresses only. The check runs where the connection is made, on the
 addresses the connection would use: in the connector's resolver (`GuardedResolver`), so DNS
 names and spellings such as `0x7f000001` cannot slip past a check of the host name, and, for

@@ -1,19 +1,20 @@
-"""One backoff mechanism, with a policy per provider.
+"""One backoff mechanism; each provider gives it a policy.
 
-A policy classifies a response (retry because throttled, retry because the server failed, ask
-for a fresh token, or give up) and computes the delay: `Retry-After` when the server sends it,
-otherwise truncated exponential backoff with jitter (Google's documented algorithm, which also
-suits Canvas's leaky bucket: the bucket drains while we wait).
+A policy classifies a response with its provider's classifier (retry because throttled, retry
+because the server failed, ask for a fresh token, or give up) and computes the delay:
+`Retry-After` when the server sends it, otherwise truncated exponential backoff with jitter
+(which also suits a leaky-bucket rate limit: the bucket drains while we wait). A provider that
+reports its remaining budget in a header names it (`remaining_header`): the session then runs
+at most as many requests at once as that budget pays for up front.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class Verdict(enum.Enum):
@@ -35,8 +36,9 @@ class BackoffPolicy:
     base_delay: float = 1.0
     max_delay: float = 32.0
     jitter: float = 1.0
-    # Canvas charges each request in flight this much up front (its leaky bucket's pre-flight
-    # cost): with X-Rate-Limit-Remaining known, at most remaining ÷ this run at once.
+    # A response header with the budget left (None: the provider sends none), and what each
+    # request in flight costs up front: with the budget known, at most budget ÷ cost at once.
+    remaining_header: str | None = None
     upfront_cost: float = 50.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
@@ -51,59 +53,12 @@ class BackoffPolicy:
 
     def scaled(self, factor: float) -> BackoffPolicy:
         """The same policy on a faster clock (tests and benchmarks)."""
-        from dataclasses import replace
-
         return replace(
             self,
             base_delay=self.base_delay * factor,
             max_delay=self.max_delay * factor,
             jitter=self.jitter * factor,
         )
-
-
-def classify_canvas(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
-    if status < 400:
-        return Verdict.OK
-    if status == 429 or (status == 403 and b"Rate Limit Exceeded" in body):
-        return Verdict.THROTTLED
-    if status == 401 and "WWW-Authenticate" in headers:
-        # Expired or invalid token; a 401 without the header is a permission error.
-        return Verdict.RENEW_TOKEN
-    if status >= 500:
-        return Verdict.SERVER_ERROR
-    return Verdict.FAIL
-
-
-GOOGLE_RETRY_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
-
-
-def google_error_reason(body: bytes) -> str | None:
-    """`error.errors[0].reason` of a Drive error body, or None (HTML 502 pages, empty bodies)."""
-    try:
-        error = json.loads(body)["error"]
-        errors = error.get("errors") or []
-        return str(errors[0]["reason"]) if errors else None
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None
-
-
-def classify_google(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
-    if status < 400:
-        return Verdict.OK
-    if status == 429:
-        return Verdict.THROTTLED
-    if status == 403 and google_error_reason(body) in GOOGLE_RETRY_REASONS:
-        return Verdict.THROTTLED
-    if status == 401:
-        return Verdict.RENEW_TOKEN
-    if status >= 500:
-        return Verdict.SERVER_ERROR
-    return Verdict.FAIL  # 400, 404 and every other 403 are final
-
-
-CANVAS_POLICY = BackoffPolicy("canvas", classify_canvas, max_attempts=8, max_delay=32.0)
-# All students share one service account and so one quota: be patient (rclone: 10 retries).
-GOOGLE_POLICY = BackoffPolicy("google", classify_google, max_attempts=10, max_delay=32.0)
 
 
 class AdaptiveLimit:

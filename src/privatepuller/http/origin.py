@@ -22,7 +22,7 @@ class Origin:
         if not url.absolute or url.scheme not in ("http", "https") or not url.host:
             raise UnsafeRequest(f"{_safe(url)} is not an http(s) URL.")
         if url.user is not None or url.password is not None:
-            # https://canvas.example.edu@evil.example/ style links
+            # https://trusted.example.edu@evil.example/ style links
             raise UnsafeRequest(f"{_safe(url)} has a user name in it; such links are refused.")
         # yarl lower-cases and IDNA-encodes the host; a trailing dot names the same host.
         host = url.host.rstrip(".").lower()

@@ -2,10 +2,10 @@
 
 `ReadOnlySession` can only send GET and HEAD: anything else raises before a byte leaves the
 machine. It follows redirects itself, attaching `Authorization` only when a hop's origin is the
-credential's origin (Canvas downloads redirect to a file store with a signed URL), refuses
+credential's origin (a download may redirect to a file store with a signed URL), refuses
 plain http except to loopback, and retries according to its provider's `BackoffPolicy`.
 
-Every other host it is pointed at must resolve to public addresses (`auth/addresses.py`), and
+Every other host it is pointed at must resolve to public addresses (`addresses.py`), and
 every body must keep coming at a minimum pace (`min_throughput` bytes a second, averaged over
 `throughput_window` seconds): a server that trickles a body, or its headers, counts as stalled.
 """
@@ -29,21 +29,14 @@ from yarl import URL
 
 from ..errors import DiskFull, DownloadFailed, LoginExpired, PullError, RateLimited, UnsafeRequest
 from .addresses import GuardedResolver, check_literal_host
-from .backoff import (
-    CANVAS_POLICY,
-    GOOGLE_POLICY,
-    AdaptiveLimit,
-    BackoffPolicy,
-    Verdict,
-    google_error_reason,
-)
+from .backoff import AdaptiveLimit, BackoffPolicy, Verdict
 from .origin import Origin, safe_url
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
-# A page of 100 Canvas files is ~200 kB, a page of 1000 Drive files ~1 MB.
+# Listing pages are a few hundred kB to a megabyte (100 to 1000 entries).
 JSON_BODY_LIMIT = 32 * 1024 * 1024
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
@@ -76,16 +69,15 @@ class TokenProvider(Protocol):
 
 
 class HTTPStatusError(Exception):
-    """A response the policy does not retry; fetchers turn it into a message for people."""
+    """A response the policy does not retry: its status, headers and (the start of its) body,
+    for the provider to turn into a message for people."""
 
     def __init__(self, status: int, url: URL, headers: Mapping[str, str], body: bytes) -> None:
         self.status = status
         self.url = safe_url(url)
         self.headers = dict(headers)
         self.body = body
-        self.reason = google_error_reason(body)
-        detail = f" ({self.reason})" if self.reason else ""
-        super().__init__(f"HTTP {status} from {self.url}{detail}")
+        super().__init__(f"HTTP {status} from {self.url}")
 
 
 class Stalled(TimeoutError):
@@ -381,8 +373,9 @@ class ReadOnlySession:
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str]
     ) -> tuple[aiohttp.ClientResponse, str | None]:
-        """The final response after redirects, and the last X-Rate-Limit-Remaining any hop sent
-        (Canvas sends it on the 302 of a download, the file store does not)."""
+        """The final response after redirects, and the last budget any hop reported in the
+        policy's `remaining_header` (an API may send it on the redirect of a download, and the
+        file store it redirects to not)."""
         assert self._http is not None, "use `async with ReadOnlySession(...)`"
         remaining: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
@@ -406,7 +399,8 @@ class ReadOnlySession:
                 if timer.expired():
                     raise Stalled("no complete answer in time") from None
                 raise
-            remaining = response.headers.get("X-Rate-Limit-Remaining", remaining)
+            if self.policy.remaining_header is not None:
+                remaining = response.headers.get(self.policy.remaining_header, remaining)
             location = response.headers.get("Location")
             if response.status in REDIRECT_STATUSES and location:
                 response.release()
@@ -441,7 +435,3 @@ class ReadOnlySession:
             f"Could not download from {where.host}: {detail}. Nothing was changed; "
             "try again in a few minutes."
         )
-
-
-CANVAS_OPTIONS = SessionOptions(CANVAS_POLICY)
-GOOGLE_OPTIONS = SessionOptions(GOOGLE_POLICY)

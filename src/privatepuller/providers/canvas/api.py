@@ -17,7 +17,6 @@ from yarl import URL
 from ...credentials.sources import CanvasCredentials
 from ...errors import DownloadFailed, NoAccess, NotFound
 from ...http.session import (
-    CANVAS_OPTIONS,
     HTTPStatusError,
     ReadOnlySession,
     SessionOptions,
@@ -32,6 +31,7 @@ from .links import (
     CanvasFolderLink,
     Context,
 )
+from .policy import CANVAS_OPTIONS
 
 PER_PAGE = 100  # Canvas's maximum page size
 

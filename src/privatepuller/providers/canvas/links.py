@@ -18,8 +18,9 @@ from yarl import URL
 from ...credentials.sources import CredentialSource, EnvCredentialSource
 from ...errors import NotConfigured, PullError, UnsupportedURL, WrongHost
 from ...http.origin import Origin
-from ...http.session import CANVAS_OPTIONS, SessionOptions
+from ...http.session import SessionOptions
 from ..base import DoesNotExist, Exists, MaybeExists
+from .policy import CANVAS_OPTIONS
 
 Context = Literal["courses", "groups", "users"]
 CONTEXT_NOUN = {"courses": "course", "groups": "group", "users": "personal"}

@@ -12,7 +12,6 @@ from typing import Any
 
 from ...credentials.sources import CredentialSource, EnvCredentialSource
 from ...http.session import (
-    CANVAS_OPTIONS,
     HTTPStatusError,
     ResponseTooLarge,
     SessionOptions,
@@ -24,6 +23,7 @@ from ...sync.names import LocalNamer, sanitize_component
 from ...sync.source import ListingLimits, SkipFile
 from .api import CanvasAPI, http_error
 from .links import CanvasFile, CanvasFolder, CanvasResolver
+from .policy import CANVAS_OPTIONS
 
 # The fields of Canvas folder and file objects that listing uses.
 _ACCESS = ("hidden", "hidden_for_user", "locked_for_user", "lock_explanation")

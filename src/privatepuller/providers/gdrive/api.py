@@ -27,7 +27,6 @@ from ...errors import (
     RateLimited,
 )
 from ...http.session import (
-    GOOGLE_OPTIONS,
     HTTPStatusError,
     ReadOnlySession,
     ResponseTooLarge,
@@ -44,6 +43,7 @@ from .links import (
     GoogleDriveFolder,
     GoogleDriveFolderLink,
 )
+from .policy import GOOGLE_OPTIONS, google_error_reason
 
 FOLDER = "application/vnd.google-apps.folder"
 SHORTCUT = "application/vnd.google-apps.shortcut"
@@ -458,7 +458,7 @@ def file_refusal(error: HTTPStatusError, what: str) -> SkipFile | None:
     policy, quotas), which fail the sync like any listing error."""
     if error.status != 403:
         return None
-    reason = error.reason or ""
+    reason = google_error_reason(error.body) or ""
     if reason in ACCOUNT_REASONS or _error_domain(error.body) == "usageLimits":
         return None
     if reason == "exportSizeLimitExceeded":
@@ -481,7 +481,7 @@ def drive_error(
     error: HTTPStatusError, what: str, email: str | None = None
 ) -> PullError | SkipFile:
     """Drive statuses the policy does not retry -> errors for people (no token, no query)."""
-    reason = error.reason or ""
+    reason = google_error_reason(error.body) or ""
     share = email or "the hub's Google service account"
     if error.status == 404:
         return NotFound(

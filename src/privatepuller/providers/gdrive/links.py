@@ -21,8 +21,9 @@ from yarl import URL
 
 from ...credentials.sources import CredentialSource, EnvCredentialSource, GoogleCredentials
 from ...errors import NotConfigured, UnsupportedURL
-from ...http.session import GOOGLE_OPTIONS, SessionOptions
+from ...http.session import SessionOptions
 from ..base import DoesNotExist, Exists, MaybeExists
+from .policy import GOOGLE_OPTIONS
 
 # What a link says the item is; "any" for `open?id=` / `uc?id=` links (file or folder).
 Expected = Literal[

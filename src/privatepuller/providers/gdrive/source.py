@@ -24,13 +24,14 @@ from typing import Any
 
 from ...credentials.sources import CredentialSource, EnvCredentialSource
 from ...errors import ConfigurationError, DownloadFailed, NoAccess, NotFound
-from ...http.session import GOOGLE_OPTIONS, SessionOptions
+from ...http.session import SessionOptions
 from ...sync.engine import SyncConfig, download_tree
 from ...sync.manifest import Listing, RemoteFile, Skipped
 from ...sync.names import LocalNamer, sanitize_component
 from ...sync.source import EntryCount, ListingLimits
 from .api import COLAB, FOLDER, SHORTCUT, DriveAPI, is_google_native, kind_name
 from .links import ID_RE, GoogleDriveFile, GoogleDriveFolder, GoogleDriveResolver
+from .policy import GOOGLE_OPTIONS
 
 DOCUMENT = "application/vnd.google-apps.document"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
