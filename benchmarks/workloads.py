@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import math
 import re
@@ -116,16 +115,9 @@ async def our_pull(
 
 def session_concurrency(provider: str) -> int:
     """Our session's maximum concurrency for the provider (what `pull()` configures)."""
-    try:
-        from privatepuller.http.session import SessionOptions
+    from privatepuller.http.session import SessionOptions
 
-        return int(SessionOptions.__dataclass_fields__["concurrency"].default)
-    except (ImportError, KeyError):  # before SessionOptions: the fetchers' own default
-        if provider == "canvas":
-            from privatepuller.providers.canvas.source import CanvasFetcher as Fetcher
-        else:
-            from privatepuller.providers.gdrive.source import GoogleDriveFetcher as Fetcher
-        return int(inspect.signature(Fetcher).parameters["concurrency"].default)
+    return int(SessionOptions.__dataclass_fields__["concurrency"].default)
 
 
 def download_concurrency() -> int:

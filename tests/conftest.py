@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from privatepuller.credentials.sources import EnvCredentialSource
+from privatepuller.credentials.sources import CredentialSource, EnvCredentialSource
+from privatepuller.http.session import SessionOptions
+from privatepuller.providers import provider_for
 from privatepuller.providers.canvas.policy import CANVAS_POLICY
 from privatepuller.sync.engine import SyncConfig
+from privatepuller.sync.source import ListingLimits, Source
 from privatepuller.testing.canvas.fake import FakeCanvas
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 
@@ -22,6 +27,22 @@ pytest_plugins = ["leak_scan"]
 def blob_id(content: bytes) -> str:
     """The id git gives a blob of `content` (computed here, not asked of git)."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+@asynccontextmanager
+async def open_repo(
+    repo: Any,
+    credentials: CredentialSource,
+    options: SessionOptions | None = None,
+    limits: ListingLimits | None = None,
+    provider: Any = None,
+) -> AsyncIterator[Source]:
+    """A resolved repo's `Source`, opened by its provider (or `provider`) with credentials
+    read from `credentials`."""
+    provider = provider or provider_for(repo)
+    found = await provider.credentials(credentials, repo)
+    async with provider.open(repo, found, options, limits) as source:
+        yield source
 
 
 # Real backoff schedule, on a clock 1000 times faster.

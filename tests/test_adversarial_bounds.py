@@ -40,7 +40,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from adversarial_helpers import HostileCanvas
-from conftest import CanvasWorld
+from conftest import CanvasWorld, open_repo
 from gdrive_helpers import DriveWorld, make_world, pull_drive
 from privatepuller.credentials.auth_state import AUTH_STATE_KEY
 from privatepuller.credentials.hub import HubCredentialSource
@@ -59,7 +59,6 @@ from privatepuller.http.session import ReadOnlySession
 from privatepuller.hub.canvas import normalize_canvas_url
 from privatepuller.providers.canvas.policy import CANVAS_POLICY
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
-from privatepuller.providers.gdrive.source import GoogleDriveFetcher
 from privatepuller.pull import pull
 from privatepuller.server.config import PrivatePuller
 from privatepuller.sync import engine
@@ -315,9 +314,9 @@ async def test_a_drive_page_token_that_never_repeats_stops_at_the_page_limit() -
         credentials = EnvCredentialSource(
             {"GOOGLE_DRIVE_ACCESS_TOKEN": token, "GOOGLE_DRIVE_API_URL": f"{base}/drive/v3/"}
         )
-        fetcher = GoogleDriveFetcher(credentials, limits=ListingLimits(max_pages=30))
         with pytest.raises(TooBig) as refused:
-            async with fetcher.source(GoogleDriveFolder(folder_id, "Endless")) as source:
+            repo = GoogleDriveFolder(folder_id, "Endless")
+            async with open_repo(repo, credentials, limits=ListingLimits(max_pages=30)) as source:
                 await source.list()
     finally:
         await runner.cleanup()

@@ -29,14 +29,13 @@ from adversarial_helpers import (
     Reply,
     evil_fixture,  # noqa: F401  (the `evil` fixture)
 )
-from conftest import CanvasWorld
+from conftest import CanvasWorld, open_repo
 from gdrive_helpers import DriveWorld, make_world, pull_drive
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import DownloadFailed, MergeFailed, PullError
 from privatepuller.providers.canvas.links import CanvasFolder
-from privatepuller.providers.canvas.source import CanvasFetcher
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
-from privatepuller.providers.gdrive.source import MAX_FOLDERS, GoogleDriveFetcher
+from privatepuller.providers.gdrive.source import MAX_FOLDERS
 from privatepuller.pull import pull
 from privatepuller.sync.engine import MiB, SyncConfig, apply_limits, drop_unwritable
 from privatepuller.sync.names import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
@@ -604,7 +603,7 @@ async def test_a_canvas_listing_of_100000_files_in_bounded_memory_and_time() -> 
         repo = CanvasFolder(base, "courses", "1", 10000, "Big", "course files")
 
         async def list_and_plan() -> Any:
-            async with CanvasFetcher(credentials).source(repo) as source:
+            async with open_repo(repo, credentials) as source:
                 listing = await source.list()
             writable, unwritable = drop_unwritable(listing.files)
             return (*apply_limits(writable, SyncConfig()), unwritable)
@@ -663,7 +662,7 @@ async def test_a_drive_folder_of_100000_files_in_bounded_memory_and_time() -> No
         repo = GoogleDriveFolder(folder_id, "Big")
 
         async def list_and_plan() -> Any:
-            async with GoogleDriveFetcher(credentials).source(repo) as source:
+            async with open_repo(repo, credentials) as source:
                 listing = await source.list()
             return apply_limits(drop_unwritable(listing.files)[0], SyncConfig())
 

@@ -21,12 +21,8 @@ from yarl import URL
 
 from privatepuller.errors import UnsafeRequest, UnsupportedURL, WrongHost
 from privatepuller.http.origin import Origin
-from privatepuller.providers.canvas.links import (
-    CanvasFileLink,
-    CanvasFolderLink,
-    check_same_canvas,
-    parse_canvas_url,
-)
+from privatepuller.providers.canvas.links import CanvasFileLink, CanvasFolderLink, parse_canvas_url
+from privatepuller.providers.canvas.provider import check_same_canvas
 from privatepuller.providers.gdrive.links import (
     ID_RE,
     RESOURCE_KEY_RE,

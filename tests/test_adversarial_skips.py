@@ -30,10 +30,11 @@ from privatepuller.errors import ConfigurationError, LoginExpired, NoAccess, Pul
 from privatepuller.http.session import SessionOptions
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
-from privatepuller.providers.gdrive.source import GoogleDriveFetcher
+from privatepuller.providers.repoproviders import Fetcher
 from privatepuller.pull import pull
 from privatepuller.server.events import SKIP_REASONS, report_lines
 from privatepuller.sync.engine import (
+    SyncConfig,
     SyncReport,
     keep_earlier_copies,
     origin_for,
@@ -193,7 +194,7 @@ async def test_repoproviders_fetch_leaves_a_refused_file_out_and_fetches_the_res
     drive.drive.add_file("setup.exe", drive.course.id, b"MZ...", abusive=True)
     repo = GoogleDriveFolder(drive.course.id, "Intro to Data")
     out = tmp_path / "out"
-    await GoogleDriveFetcher(drive.credentials, options=FAST).fetch(repo, out)
+    await Fetcher(drive.credentials, SyncConfig(backoff_scale=0.001)).fetch(repo, out)
     assert (out / "data/iris.csv").exists() and (out / "01-welcome.ipynb").exists()
     assert not (out / "setup.exe").exists()
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import open_repo
 from gdrive_helpers import (
     DriveWorld,
     content_requests,
@@ -35,7 +36,7 @@ from privatepuller.errors import (
 from privatepuller.http.session import SessionOptions
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
-from privatepuller.providers.gdrive.source import DriveDownload, GoogleDriveFetcher
+from privatepuller.providers.gdrive.source import DriveDownload
 from privatepuller.sync.engine import origin_for
 from privatepuller.sync.manifest import RemoteFile
 from privatepuller.sync.progress import NullProgress
@@ -266,7 +267,7 @@ async def test_final_per_file_403s_are_not_retried_and_skip_only_that_file(
 async def test_insufficient_file_permissions_on_download(world: DriveWorld) -> None:
     locked = world.drive.add_file("key.pdf", world.course.id, b"%PDF", can_download=False)
     repo = GoogleDriveFolder(world.course.id, "Intro to Data")
-    async with GoogleDriveFetcher(world.credentials, options=FAST).source(repo) as source:
+    async with open_repo(repo, world.credentials, FAST) as source:
         file = RemoteFile("key.pdf", 4, "k", DriveDownload(locked.id, None, (world.course.id,)))
         with pytest.raises(SkipFile) as skip:
             await source.download(file, world.workdir / "x", max_bytes=None, on_bytes=print)

@@ -15,6 +15,7 @@ from repoproviders.fetchers.fetcher import FETCHER_BY_TYPE
 from repoproviders.resolvers.base import DoesNotExist, Exists, MaybeExists
 from repoproviders.resolvers.resolver import RESOLVER_BY_TYPE
 
+from conftest import open_repo
 from gdrive_helpers import (
     DriveWorld,
     content_requests,
@@ -25,9 +26,10 @@ from gdrive_helpers import (
 )
 from privatepuller.errors import ConfigurationError, NoAccess
 from privatepuller.http.session import SessionOptions
+from privatepuller.providers.gdrive import GoogleDriveProvider
+from privatepuller.providers.gdrive.exports import ExportFormats
 from privatepuller.providers.gdrive.links import GoogleDriveFolder, GoogleDriveFolderLink
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
-from privatepuller.providers.gdrive.source import ExportFormats, GoogleDriveFetcher
 from privatepuller.providers.repoproviders import register
 from privatepuller.sync.engine import MiB, sync
 from privatepuller.testing.drive.demo import notebook
@@ -114,7 +116,7 @@ async def test_paging_continues_through_short_and_empty_pages(world: DriveWorld)
         world.drive.add_file(f"f{i:04}.txt", big.id, b"")
     world.drive.short_pages = True  # pages of 1000, 0, 500, 1000, 0: tokens until the end
     repo = GoogleDriveFolder(big.id, "big")
-    async with GoogleDriveFetcher(world.credentials, options=FAST).source(repo) as source:
+    async with open_repo(repo, world.credentials, FAST) as source:
         listing = await source.list()
     assert len(listing.files) == 2100
     assert {f.path for f in listing.files} == {f"f{i:04}.txt" for i in range(2100)}
@@ -225,10 +227,10 @@ async def test_single_file_links(world: DriveWorld) -> None:
 
 async def test_export_formats_are_configurable(world: DriveWorld) -> None:
     exports = ExportFormats.parse("document=docx, spreadsheet=csv, presentation=none")
-    fetcher = GoogleDriveFetcher(world.credentials, options=FAST, exports=exports)
+    provider = GoogleDriveProvider(exports)
     repo = GoogleDriveFolder(world.course.id, "Intro to Data")
     target = world.workdir / "custom"
-    async with fetcher.source(repo) as source:
+    async with open_repo(repo, world.credentials, FAST, provider=provider) as source:
         report = await sync(source, target, name=repo.name, config=world.config)
     files = tree(target)
     assert files["Grades template.csv"] == b"name,grade\nAda,A\n"

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import UnsupportedURL
 from privatepuller.providers.base import DoesNotExist, MaybeExists
 from privatepuller.providers.gdrive.links import (
@@ -16,9 +17,9 @@ from privatepuller.providers.gdrive.links import (
     RESOURCE_KEY_RE,
     GoogleDriveFileLink,
     GoogleDriveFolderLink,
-    GoogleDriveURLResolver,
     parse_drive_url,
 )
+from privatepuller.providers.repoproviders import Resolver
 from privatepuller.pull import parse_link
 
 FID = "1AbCdEfGhIjKlMnOpQrStUvWxYz_-012"
@@ -188,7 +189,8 @@ def test_parse_link_dispatches_drive_urls() -> None:
 
 
 async def test_url_resolver_answers_maybe_exists_or_explains_a_refusal() -> None:
-    resolver = GoogleDriveURLResolver()
+    # Claimed when this server has Drive credentials (else repoproviders' own resolvers may).
+    resolver = Resolver(EnvCredentialSource({"GOOGLE_DRIVE_ACCESS_TOKEN": "t"}))
     answer = await resolver.resolve(URL(f"https://drive.google.com/drive/folders/{FID}"))
     assert answer == MaybeExists(GoogleDriveFolderLink(FID))
     refused = await resolver.resolve(URL("https://docs.google.com/document/d/e/2PACX-1vQx/pub"))

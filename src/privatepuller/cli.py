@@ -144,7 +144,7 @@ async def _resolve(args: argparse.Namespace) -> int:
         print("Not a Canvas or Google Drive link that privatepuller pulls.")
         return 1
     print(link)
-    print(await resolve_link(link, default_credential_source()))
+    print((await resolve_link(link, default_credential_source())).repo)
     return 0
 
 

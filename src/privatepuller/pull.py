@@ -1,7 +1,9 @@
-"""The whole path for one link: recognise, resolve with credentials, sync, merge.
+"""The whole path for one link: recognise, resolve with credentials read once, sync, merge.
 
 Shared by the CLI and the server extension. Recognising a link (`parse_link`) needs no network
 and no credentials, so the server can decide at once whether a link is ours or nbgitpuller's.
+Resolving reads the provider's credentials once; the `Resolved` it returns carries them to
+the sync, which reads none again.
 """
 
 from __future__ import annotations
@@ -9,58 +11,43 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yarl import URL
-
 from .credentials.sources import CredentialSource, EnvCredentialSource
 from .errors import NoAccess, NotFound, UnsupportedURL
-from .http.backoff import BackoffPolicy
 from .http.session import SessionOptions
-from .providers.base import DoesNotExist, Exists, NotVisible
-from .providers.canvas.links import (
-    CanvasFile,
-    CanvasFileLink,
-    CanvasFolder,
-    CanvasFolderLink,
-    CanvasResolver,
-    parse_canvas_url,
-)
-from .providers.canvas.policy import CANVAS_POLICY
-from .providers.canvas.source import CanvasFetcher
-from .providers.gdrive.links import (
-    GoogleDriveFile,
-    GoogleDriveFileLink,
-    GoogleDriveFolder,
-    GoogleDriveFolderLink,
-    GoogleDriveResolver,
-    parse_drive_url,
-)
-from .providers.gdrive.policy import GOOGLE_POLICY
-from .providers.gdrive.source import GoogleDriveFetcher
+from .providers import provider_for, recognise
+from .providers.base import Exists, NotVisible, Provider
 from .sync.engine import SyncConfig, SyncReport, origin_for, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress
 from .sync.source import ListingLimits, Source
 from .targets import claim_target, visible_name
 
-Link = CanvasFolderLink | CanvasFileLink | GoogleDriveFolderLink | GoogleDriveFileLink
-Resolved = CanvasFolder | CanvasFile | GoogleDriveFolder | GoogleDriveFile
+# A provider's link (frozen, hashable): what a URL names, not yet checked.
+Link = Any
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A link resolved with its provider's credentials: what the sync needs, so that it reads
+    no credential again."""
+
+    provider: Provider[Any, Any, Any] = field(repr=False)
+    repo: Any  # the provider's repo (a checked folder or file)
+    credentials: Any = field(repr=False)  # the provider's credentials, read once
+
+    @property
+    def name(self) -> str:
+        return str(self.repo.name)
 
 
 def parse_link(url: str) -> Link | None:
-    """Our link types for a URL we pull, or None for anything else (git URLs included).
-
-    Raises `UnsupportedURL` for Google links that name nothing pullable (a published copy,
-    Drive's home page), so the person is told what to copy instead, and for Canvas-shaped
-    links with user info (`canvas.example.edu@evil.example`).
-    """
-    try:
-        parsed = URL(url.strip())
-    except (ValueError, TypeError):
-        return None
-    return parse_canvas_url(parsed) or parse_drive_url(parsed)
+    """The link a URL names, when a provider pulls it; None for anything else (git URLs
+    included). Raises `UnsupportedURL` for a provider's URL that names nothing pullable."""
+    return recognise(url)
 
 
 async def resolve_link(
@@ -69,27 +56,25 @@ async def resolve_link(
     config: SyncConfig | None = None,
     progress: Progress | None = None,
 ) -> Resolved:
+    """Check the link with its provider, reading the provider's credentials once; `NoAccess`
+    or `NotFound` (a message for the student) when it cannot be pulled."""
     config = config or SyncConfig()
-    if isinstance(link, GoogleDriveFolderLink | GoogleDriveFileLink):
-        options = session_options(GOOGLE_POLICY, config, progress)
-        answer: Any = await GoogleDriveResolver(credentials, options=options).resolve(link)
-    else:
-        options = session_options(CANVAS_POLICY, config, progress)
-        answer = await CanvasResolver(credentials, options=options).resolve(link)
+    provider = provider_for(link)
+    found = await provider.credentials(credentials, link)
+    answer = await provider.resolve(link, found, session_options(provider, config, progress))
     if isinstance(answer, Exists):
-        return answer.repo
+        return Resolved(provider, answer.repo, found)
     if isinstance(answer, NotVisible):
         raise NoAccess(answer.message)
-    assert isinstance(answer, DoesNotExist)
     raise NotFound(answer.message)
 
 
 def session_options(
-    policy: BackoffPolicy, config: SyncConfig, progress: Progress | None
+    provider: Provider[Any, Any, Any], config: SyncConfig, progress: Progress | None
 ) -> SessionOptions:
     """A provider's session settings for this sync (backoff clock, stall timeout, waits)."""
     return SessionOptions(
-        policy.scaled(config.backoff_scale),
+        provider.policy.scaled(config.backoff_scale),
         read_timeout=config.read_timeout,
         on_wait=progress.waiting if progress else None,
         min_throughput=config.min_throughput,
@@ -101,13 +86,11 @@ def listing_limits(config: SyncConfig) -> ListingLimits:
     return ListingLimits(max_pages=config.max_list_pages, max_entries=config.max_list_entries)
 
 
-def default_target_name(repo: Resolved) -> str:
-    """The folder's own name (a course's name for its root), never an id or a query string,
-    and visible: a course called `.ipython` lands in `ipython`."""
-    name = repo.name
-    if isinstance(repo, CanvasFile | GoogleDriveFile) and "." in name.strip("."):
-        name = name.rsplit(".", 1)[0]
-    return sanitize_component(visible_name(name))
+def default_target_name(resolved: Resolved) -> str:
+    """The folder's own name (a course's name for its root; a file's without its extension),
+    never an id or a query string, and visible: a course called `.ipython` lands in
+    `ipython`."""
+    return sanitize_component(visible_name(resolved.provider.folder_name(resolved.repo)))
 
 
 def is_local_origin(remote: str, config: SyncConfig) -> bool:
@@ -124,23 +107,15 @@ def is_origin_of(remote: str, source: Source, config: SyncConfig) -> bool:
 
 @asynccontextmanager
 async def open_source(
-    repo: Resolved, credentials: CredentialSource, config: SyncConfig, progress: Progress
+    resolved: Resolved, config: SyncConfig, progress: Progress | None = None
 ) -> AsyncIterator[Source]:
-    if isinstance(repo, GoogleDriveFolder | GoogleDriveFile):
-        drive = GoogleDriveFetcher(
-            credentials,
-            options=session_options(GOOGLE_POLICY, config, progress),
-            limits=listing_limits(config),
-        )
-        async with drive.source(repo) as drive_source:
-            yield drive_source
-        return
-    canvas = CanvasFetcher(
-        credentials,
-        options=session_options(CANVAS_POLICY, config, progress),
-        limits=listing_limits(config),
-    )
-    async with canvas.source(repo) as source:
+    """The resolved folder's `Source`, with the credentials it was resolved with."""
+    async with resolved.provider.open(
+        resolved.repo,
+        resolved.credentials,
+        session_options(resolved.provider, config, progress),
+        listing_limits(config),
+    ) as source:
         yield source
 
 
@@ -165,13 +140,12 @@ async def pull(
             "This link is not a Canvas files link or a Google Drive link that privatepuller "
             "can pull. Copy the address of a Canvas files folder or a Drive folder."
         )
-    repo = await resolve_link(link, credentials, config, progress)
+    resolved = await resolve_link(link, credentials, config, progress)
     if target is None:
-        target = (parent_dir or Path.cwd()) / default_target_name(repo)
+        target = (parent_dir or Path.cwd()) / default_target_name(resolved)
     return await pull_resolved(
-        repo,
+        resolved,
         target,
-        credentials=credentials,
         config=config,
         progress=progress,
         backup=backup,
@@ -180,10 +154,9 @@ async def pull(
 
 
 async def pull_resolved(
-    repo: Resolved,
+    resolved: Resolved,
     target: Path,
     *,
-    credentials: CredentialSource,
     config: SyncConfig,
     progress: Progress,
     backup: bool = False,
@@ -191,17 +164,17 @@ async def pull_resolved(
 ) -> SyncReport:
     """Sync an already resolved folder or file into `target`: an absent folder, or a copy made
     by this same link (anything else is refused before a file is listed)."""
-    async with open_source(repo, credentials, config, progress) as source:
+    async with open_source(resolved, config, progress) as source:
         claim_target(
             target.parent,
             target,
             lambda remote: is_origin_of(remote, source, config),
-            link_name=repo.name,
+            link_name=resolved.name,
         )
         return await sync(
             source,
             target,
-            name=repo.name,
+            name=resolved.name,
             config=config,
             progress=progress,
             backup=backup,

@@ -204,7 +204,7 @@ class PrivateUIHandler(PageMixin, UIHandler):
     async def _default_target(self, link: Link) -> str:
         config = get_privatepuller(self.settings)
         try:
-            repo = await asyncio.wait_for(
+            resolved = await asyncio.wait_for(
                 resolve_link(link, config.credentials(), config.sync_config()),
                 config.resolve_timeout,
             )
@@ -213,7 +213,7 @@ class PrivateUIHandler(PageMixin, UIHandler):
         except Exception as error:  # noqa: BLE001 - the page must render; the sync reports
             self.log.warning("privatepuller: resolving the link failed: %s", scrub(str(error)))
             return ""
-        return default_target_name(repo)
+        return default_target_name(resolved)
 
     def _redirect_path(self, targetpath: str, backup: bool) -> str:
         """Where `finished` sends the student: nbgitpuller's rules (urlpath, or the folder)."""
@@ -353,7 +353,6 @@ class PrivateSyncHandler(PageMixin, SyncHandler):
         return await pull_resolved(
             resolved,
             target,
-            credentials=credentials,
             config=sync_config,
             progress=progress,
             backup=backup,

@@ -59,6 +59,12 @@ def _truncate(name: str, limit: int = MAX_COMPONENT_BYTES) -> str:
     return stem.encode()[:budget].decode(errors="ignore") + suffix
 
 
+def stem(name: str) -> str:
+    """A file's name without its extension (`notes.md` -> `notes`; `.bashrc` stays): the
+    default folder name of a link to one file."""
+    return name.rsplit(".", 1)[0] if "." in name.strip(".") else name
+
+
 def with_suffix_before_extension(name: str, suffix: str) -> str:
     stem, dot, ext = name.rpartition(".")
     if dot and stem and len(ext) <= 16:

@@ -6,7 +6,6 @@ Every endpoint here must be covered by a developer-key scope in `privatepuller.h
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,16 +21,6 @@ from ...http.session import (
     SessionOptions,
 )
 from ...sync.source import ListingLimits
-from ..base import DoesNotExist, Exists, NotVisible
-from .links import (
-    CONTEXT_NOUN,
-    CanvasFile,
-    CanvasFileLink,
-    CanvasFolder,
-    CanvasFolderLink,
-    Context,
-)
-from .policy import CANVAS_OPTIONS
 
 PER_PAGE = 100  # Canvas's maximum page size
 
@@ -59,7 +48,7 @@ class CanvasAPI:
     async def open(
         cls,
         credentials: CanvasCredentials,
-        options: SessionOptions = CANVAS_OPTIONS,
+        options: SessionOptions,
         limits: ListingLimits | None = None,
     ) -> AsyncIterator[CanvasAPI]:
         async with options.session(credentials.origin, credentials.tokens) as session:
@@ -113,97 +102,6 @@ class CanvasAPI:
                 # Never silently truncate (that would delete files from the snapshot).
                 raise DownloadFailed(f"Canvas sent the next page of {what} to another host.")
         return items
-
-    async def resolve_folder(
-        self, link: CanvasFolderLink
-    ) -> Exists[CanvasFolder] | DoesNotExist[CanvasFolder]:
-        where = _context_text(link.context, link.context_id)
-        shown_path = "/".join(link.path)
-        try:
-            if link.path:
-                chain = await self.get(
-                    link.context,
-                    link.context_id,
-                    "folders",
-                    "by_path",
-                    *link.path,
-                    what=f"the folder “{shown_path}” in {where}",
-                )
-                folder = chain[-1]
-                name = folder["name"]
-            else:
-                folder, name = await asyncio.gather(
-                    self.get(link.context, link.context_id, "folders", "root", what=where),
-                    self.context_name(link.context, link.context_id),
-                )
-        except NotFound:
-            if link.path:
-                message = (
-                    f"There is no folder “{shown_path}” in {where}, or it is not visible to you "
-                    "(it may have been renamed, moved or hidden). Ask your instructor for a new "
-                    "link."
-                )
-            else:
-                message = f"The files of {where} do not exist or are not visible to you."
-            return DoesNotExist(CanvasFolder, message)
-        except NoAccess:
-            return NotVisible(
-                CanvasFolder,
-                f"You do not have access to the files of {where}"
-                + (f" (folder “{shown_path}”)" if shown_path else "")
-                + ". Check that you are enrolled, or ask your instructor.",
-            )
-        if folder.get("hidden_for_user") or folder.get("locked_for_user"):
-            return NotVisible(
-                CanvasFolder,
-                f"The folder “{shown_path or name}” in {where} is locked or hidden for you.",
-            )
-        return Exists(
-            CanvasFolder(
-                link.base_url,
-                link.context,
-                link.context_id,
-                int(folder["id"]),
-                name,
-                folder.get("full_name") or name,
-            )
-        )
-
-    async def resolve_file(
-        self, link: CanvasFileLink
-    ) -> Exists[CanvasFile] | DoesNotExist[CanvasFile]:
-        try:
-            data = await self.get("files", link.file_id, what=f"file {link.file_id}")
-        except NotFound:
-            return DoesNotExist(
-                CanvasFile,
-                f"Canvas file {link.file_id} does not exist (it may have been deleted). "
-                "Ask your instructor for a new link.",
-            )
-        except NoAccess:
-            return NotVisible(
-                CanvasFile,
-                f"You do not have access to Canvas file {link.file_id}. Check that you are "
-                "enrolled, or ask your instructor.",
-            )
-        if data.get("locked_for_user") or not data.get("url"):
-            explanation = data.get("lock_explanation") or "It is locked."
-            return NotVisible(
-                CanvasFile, f"“{data.get('display_name')}” cannot be downloaded: {explanation}"
-            )
-        return Exists(CanvasFile(link.base_url, int(data["id"]), data["display_name"]))
-
-    async def context_name(self, context: Context, context_id: str) -> str:
-        if context == "users":
-            return "my files"
-        data = await self.get(context, context_id, what=_context_text(context, context_id))
-        return str(data.get("name") or f"{CONTEXT_NOUN[context]} {context_id}")
-
-
-def _context_text(context: Context, context_id: str) -> str:
-    if context == "users":
-        return "your personal files" if context_id == "self" else f"user {context_id}'s files"
-    return f"{CONTEXT_NOUN[context]} {context_id}"
 
 
 def http_error(error: HTTPStatusError, what: str) -> Exception:

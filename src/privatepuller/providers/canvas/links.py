@@ -1,35 +1,23 @@
-"""Canvas links -> repo types, and the API check that the folder or file exists for this student.
+"""Canvas links (what a URL names, not yet checked) and repos (what the student can see), and
+the link forms people copy from the browser, recognised without network.
 
-Resolution has two rounds, as in repoproviders: `CanvasURLResolver` recognises the link forms
-people copy from the browser (no network) and answers `MaybeExists` of a link type;
-`CanvasResolver` asks the Canvas API with the student's token and answers
-`Exists(CanvasFolder | CanvasFile)` or `DoesNotExist` with a message that says what is wrong.
+A link becomes a repo in `resolve.py`, with the student's token.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote
 
 from yarl import URL
 
-from ...credentials.sources import CredentialSource, EnvCredentialSource
-from ...errors import NotConfigured, PullError, UnsupportedURL, WrongHost
+from ...errors import PullError, UnsupportedURL
 from ...http.origin import Origin
-from ...http.session import SessionOptions
-from ..base import DoesNotExist, Exists, MaybeExists
-from .policy import CANVAS_OPTIONS
 
 Context = Literal["courses", "groups", "users"]
 CONTEXT_NOUN = {"courses": "course", "groups": "group", "users": "personal"}
-
-NOT_CONFIGURED = (
-    "This link needs your Canvas login, but this server has no Canvas token. Ask your hub "
-    "administrator to enable Canvas token passthrough (see the admin guide in privatepuller's "
-    "docs/admin.md)."
-)
 
 USER_INFO = (
     "This link has a user name in it (a part ending in “@” before the host name). Canvas links "
@@ -126,65 +114,5 @@ def parse_canvas_url(url: URL) -> CanvasFolderLink | CanvasFileLink | None:
     return None
 
 
-class CanvasURLResolver:
-    """Link forms -> unchecked repo types; no network."""
-
-    async def resolve(
-        self, question: URL, log: Any = None
-    ) -> MaybeExists[CanvasFolderLink | CanvasFileLink] | DoesNotExist[CanvasFolderLink] | None:
-        try:
-            link = parse_canvas_url(question)
-        except UnsupportedURL as refused:
-            return DoesNotExist(CanvasFolderLink, refused.message)
-        return None if link is None else MaybeExists(link)
-
-
-class CanvasResolver:
-    """Checks a link with the Canvas API, using the student's own token."""
-
-    def __init__(
-        self,
-        credentials: CredentialSource | None = None,
-        *,
-        options: SessionOptions = CANVAS_OPTIONS,
-    ) -> None:
-        self.credentials = credentials or EnvCredentialSource()
-        self.options = options
-
-    async def resolve(
-        self, question: CanvasFolderLink | CanvasFileLink, log: Any = None
-    ) -> (
-        Exists[CanvasFolder]
-        | Exists[CanvasFile]
-        | DoesNotExist[CanvasFolder]
-        | DoesNotExist[CanvasFile]
-    ):
-        from .api import CanvasAPI
-
-        credentials = await self.canvas_credentials(question.base_url)
-        async with CanvasAPI.open(credentials, self.options) as api:
-            if isinstance(question, CanvasFileLink):
-                return await api.resolve_file(question)
-            return await api.resolve_folder(question)
-
-    async def canvas_credentials(self, base_url: str):  # -> CanvasCredentials
-        credentials = await self.credentials.canvas()
-        if credentials is None:
-            raise NotConfigured(NOT_CONFIGURED)
-        check_same_canvas(base_url, credentials.origin)
-        return credentials
-
-
-def check_same_canvas(base_url: str, configured: Origin) -> None:
-    """The token goes only to the configured Canvas: any other host is refused before sending."""
-    try:
-        link_origin = Origin.of(base_url)
-    except PullError:
-        link_origin = None
-    if link_origin != configured:
-        shown = link_origin.host if link_origin else base_url
-        raise WrongHost(
-            f"This link points to {shown}, but your Canvas is {configured.host}. Your Canvas "
-            f"login is only ever sent to {configured.host}, so this link cannot be pulled. Ask "
-            "your instructor for a link to your course's Canvas."
-        )
+CanvasLink = CanvasFolderLink | CanvasFileLink
+CanvasRepo = CanvasFolder | CanvasFile

@@ -5,25 +5,17 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...credentials.sources import CredentialSource, EnvCredentialSource
-from ...http.session import (
-    HTTPStatusError,
-    ResponseTooLarge,
-    SessionOptions,
-)
+from ...http.session import HTTPStatusError, ResponseTooLarge
 from ...sizes import size_text
-from ...sync.engine import SyncConfig, download_tree
 from ...sync.manifest import Listing, RemoteFile, Skipped
-from ...sync.names import LocalNamer, sanitize_component
-from ...sync.source import ListingLimits, SkipFile
+from ...sync.names import LocalNamer, sanitize_component, stem
+from ...sync.source import SkipFile
 from .api import CanvasAPI, http_error
-from .links import CanvasFile, CanvasFolder, CanvasResolver
-from .policy import CANVAS_OPTIONS
+from .links import CanvasFile, CanvasFolder, CanvasRepo
 
 # The fields of Canvas folder and file objects that listing uses.
 _ACCESS = ("hidden", "hidden_for_user", "locked_for_user", "lock_explanation")
@@ -43,7 +35,7 @@ def change_key(file: dict[str, Any]) -> str:
 class CanvasSource:
     """One resolved Canvas folder or file, read through an open `CanvasAPI`."""
 
-    def __init__(self, api: CanvasAPI, repo: CanvasFolder | CanvasFile) -> None:
+    def __init__(self, api: CanvasAPI, repo: CanvasRepo) -> None:
         self.api = api
         self.repo = repo
         if isinstance(repo, CanvasFolder):
@@ -61,11 +53,10 @@ class CanvasSource:
     async def _list_file(self, repo: CanvasFile) -> Listing:
         data = await self.api.get("files", str(repo.file_id), what=f"“{repo.name}”")
         name = sanitize_component(data.get("display_name") or repo.name)
-        stem = name.rsplit(".", 1)[0] if "." in name.strip(".") else name
         if data.get("locked_for_user") or not data.get("url"):
             skipped = Skipped(name, "locked", _plain(data.get("lock_explanation")))
-            return Listing(stem, (), (skipped,))
-        return Listing(stem, (_remote(name, data),))
+            return Listing(stem(name), (), (skipped,))
+        return Listing(stem(name), (_remote(name, data),))
 
     async def _list_folder(self, repo: CanvasFolder) -> Listing:
         # Two context-wide listings (100 per page) instead of two requests per folder.
@@ -146,31 +137,3 @@ def _display_name(file: dict[str, Any]) -> str:
 def _remote(path: str, file: dict[str, Any]) -> RemoteFile:
     size = file.get("size")
     return RemoteFile(path, int(size) if size is not None else None, change_key(file), file["url"])
-
-
-class CanvasFetcher:
-    """repoproviders fetcher for resolved Canvas folders and files."""
-
-    def __init__(
-        self,
-        credentials: CredentialSource | None = None,
-        *,
-        options: SessionOptions = CANVAS_OPTIONS,
-        limits: ListingLimits | None = None,
-    ) -> None:
-        self.credentials = credentials or EnvCredentialSource()
-        self.options = options
-        self.limits = limits
-
-    @asynccontextmanager
-    async def source(self, repo: CanvasFolder | CanvasFile) -> AsyncIterator[CanvasSource]:
-        credentials = await CanvasResolver(self.credentials).canvas_credentials(repo.base_url)
-        async with CanvasAPI.open(credentials, self.options, self.limits) as api:
-            yield CanvasSource(api, repo)
-
-    async def fetch(
-        self, repo: CanvasFolder | CanvasFile, output_dir: Path, log: Any = None
-    ) -> None:
-        """Download the folder as it is now into `output_dir` (no git, no merge)."""
-        async with self.source(repo) as source:
-            await download_tree(source, output_dir, SyncConfig())

@@ -34,21 +34,8 @@ from ...http.session import (
 )
 from ...sizes import size_text
 from ...sync.source import EntryCount, ListingLimits, SkipFile
-from ..base import DoesNotExist, Exists, NotVisible
-from .links import (
-    ID_RE,
-    RESOURCE_KEY_RE,
-    GoogleDriveFile,
-    GoogleDriveFileLink,
-    GoogleDriveFolder,
-    GoogleDriveFolderLink,
-)
-from .policy import GOOGLE_OPTIONS, google_error_reason
-
-FOLDER = "application/vnd.google-apps.folder"
-SHORTCUT = "application/vnd.google-apps.shortcut"
-GOOGLE_APPS = "application/vnd.google-apps."
-COLAB = "application/vnd.google.colaboratory"  # also ".corp": match the prefix
+from .links import ID_RE, RESOURCE_KEY_RE
+from .policy import google_error_reason
 
 PAGE_SIZE = 1000  # Drive's maximum
 MAX_KEYS_PER_REQUEST = 20  # X-Goog-Drive-Resource-Keys: the item and its nearest ancestors
@@ -71,37 +58,6 @@ ENDPOINTS = (
     ("GET", "/drive/v3/about"),  # the service account's e-mail, for "share it with ..."
 )
 
-KIND_NAMES = {
-    "application/vnd.google-apps.document": "Google Doc",
-    "application/vnd.google-apps.spreadsheet": "Google Sheet",
-    "application/vnd.google-apps.presentation": "Google Slides presentation",
-    "application/vnd.google-apps.drawing": "Google Drawing",
-    "application/vnd.google-apps.script": "Apps Script project",
-    "application/vnd.google-apps.form": "Google Form",
-    "application/vnd.google-apps.site": "Google Site",
-    "application/vnd.google-apps.map": "Google My Map",
-    "application/vnd.google-apps.jam": "Jamboard",
-    "application/vnd.google-apps.vid": "Google Vids video",
-    "application/vnd.google-apps.fusiontable": "Fusion Table",
-}
-EXPORTABLE = frozenset(
-    {
-        "application/vnd.google-apps.document",
-        "application/vnd.google-apps.spreadsheet",
-        "application/vnd.google-apps.presentation",
-        "application/vnd.google-apps.drawing",
-        "application/vnd.google-apps.script",
-    }
-)
-
-
-def is_google_native(mime_type: str) -> bool:
-    return mime_type.startswith(GOOGLE_APPS)
-
-
-def kind_name(mime_type: str) -> str:
-    return KIND_NAMES.get(mime_type, "Google Workspace file")
-
 
 class DriveAPI:
     def __init__(
@@ -115,14 +71,14 @@ class DriveAPI:
         self.base = base
         self.account_email = account_email
         self.limits = limits or ListingLimits()
-        self._keys: dict[str, str] = {}
+        self._resource_keys: dict[str, str] = {}  # item id -> resource key
 
     @classmethod
     @asynccontextmanager
     async def open(
         cls,
         credentials: GoogleCredentials,
-        options: SessionOptions = GOOGLE_OPTIONS,
+        options: SessionOptions,
         limits: ListingLimits | None = None,
     ) -> AsyncIterator[DriveAPI]:
         async with options.session(credentials.origin, credentials.tokens) as session:
@@ -130,18 +86,21 @@ class DriveAPI:
 
     # --- resource keys --------------------------------------------------------------------
 
-    def remember_key(self, item_id: str, key: str | None) -> None:
+    def remember_resource_key(self, item_id: str, resource_key: str | None) -> None:
         """Keep a resource key (from a link, `resourceKey` or `targetResourceKey`)."""
-        if key and RESOURCE_KEY_RE.match(key) and ID_RE.match(item_id):
-            self._keys[item_id] = key
+        if resource_key and RESOURCE_KEY_RE.match(resource_key) and ID_RE.match(item_id):
+            self._resource_keys[item_id] = resource_key
+
+    def resource_key(self, item_id: str) -> str | None:
+        return self._resource_keys.get(item_id)
 
     def headers(self, chain: Iterable[str]) -> dict[str, str]:
         """`X-Goog-Drive-Resource-Keys` for an item and its ancestors (nearest first)."""
         pairs: list[str] = []
         for item_id in chain:
-            key = self._keys.get(item_id)
-            if key is not None and f"{item_id}/{key}" not in pairs:
-                pairs.append(f"{item_id}/{key}")
+            resource_key = self._resource_keys.get(item_id)
+            if resource_key is not None and f"{item_id}/{resource_key}" not in pairs:
+                pairs.append(f"{item_id}/{resource_key}")
         if len(pairs) > MAX_KEYS_PER_REQUEST:  # keep the nearest ones and the link's root
             pairs = pairs[: MAX_KEYS_PER_REQUEST - 1] + pairs[-1:]
         return {RESOURCE_KEYS_HEADER: ",".join(pairs)} if pairs else {}
@@ -276,83 +235,6 @@ class DriveAPI:
         if email:
             return email
         return "the hub's Google service account (your hub administrator knows its address)"
-
-    # --- resolving links ------------------------------------------------------------------
-
-    async def resolve(
-        self, link: GoogleDriveFolderLink | GoogleDriveFileLink
-    ) -> (
-        Exists[GoogleDriveFolder]
-        | Exists[GoogleDriveFile]
-        | DoesNotExist[GoogleDriveFolder]
-        | DoesNotExist[GoogleDriveFile]
-    ):
-        is_folder_link = isinstance(link, GoogleDriveFolderLink)
-        item_id = link.folder_id if isinstance(link, GoogleDriveFolderLink) else link.file_id
-        kind: type = GoogleDriveFolder if is_folder_link else GoogleDriveFile
-        noun = "folder" if is_folder_link else "file"
-        self.remember_key(item_id, link.resource_key)
-        try:
-            item = await self.get_file(item_id, what=f"the Drive {noun} in this link")
-        except NotFound:  # Drive answers 404 for items it will not show this account
-            return NotVisible(kind, await self._not_shared(noun, link.resource_key is None))
-        except NoAccess as error:
-            return NotVisible(kind, error.message)
-
-        if item.get("mimeType") == SHORTCUT:  # someone copied a shortcut's link
-            details = item.get("shortcutDetails") or {}
-            target_id = str(details.get("targetId", ""))
-            self.remember_key(target_id, details.get("targetResourceKey"))
-            try:
-                if not ID_RE.match(target_id):
-                    raise NotFound("bad shortcut")
-                item = await self.get_file(target_id, what=f"the target of “{item.get('name')}”")
-            except (NotFound, NoAccess):
-                return DoesNotExist(
-                    kind,
-                    f"“{item.get('name')}” is a shortcut to something that was deleted or is "
-                    "not shared with the hub. Ask your instructor for a new link.",
-                )
-        name = str(item.get("name") or item["id"])
-        mime = str(item.get("mimeType", ""))
-        if item.get("trashed"):
-            return DoesNotExist(
-                GoogleDriveFolder if mime == FOLDER else GoogleDriveFile,
-                f"“{name}” is in its owner's Google Drive trash, so it cannot be pulled. Ask "
-                "your instructor to restore it from the trash, or for a new link.",
-            )
-        drive_id = item.get("driveId") or None
-        resource_key = self._keys.get(str(item["id"]))
-        if mime == FOLDER:
-            if drive_id is not None and drive_id == item["id"]:  # a shared drive's root
-                name = await self.shared_drive_name(drive_id) or name
-            return Exists(GoogleDriveFolder(str(item["id"]), name, resource_key, drive_id))
-        if is_google_native(mime) and mime not in EXPORTABLE:
-            return DoesNotExist(
-                GoogleDriveFile,
-                f"“{name}” is a {kind_name(mime)}, which Google Drive cannot export as a file, "
-                "so it cannot be pulled.",
-            )
-        if (item.get("capabilities") or {}).get("canDownload") is False:
-            return NotVisible(
-                GoogleDriveFile,
-                f"The owner of “{name}” has turned off downloading for viewers, so it cannot be "
-                "pulled. Ask your instructor to allow downloading, or to share it as Editor.",
-            )
-        return Exists(GoogleDriveFile(str(item["id"]), name, mime, resource_key, drive_id))
-
-    async def _not_shared(self, noun: str, no_key: bool) -> str:
-        message = (
-            f"The Google Drive {noun} in this link does not exist, or it is not shared with this "
-            f"hub. Instructors: share the {noun} (Viewer is enough) with "
-            f"{await self.share_with_text()}."
-        )
-        if no_key:
-            message += (
-                f" If the {noun} is shared only by link, copy the link again with Share → "
-                "Copy link so that it includes its resource key."
-            )
-        return message
 
     # --- plumbing -------------------------------------------------------------------------
 

@@ -1,10 +1,8 @@
-"""Google Drive links -> repo types, and the API check that the hub's service account can see them.
+"""Google Drive links (what a URL names, not yet checked) and repos (what the hub's service
+account can see), and the link forms people copy from the browser (folders, shared-drive roots,
+files, Docs/Sheets/Slides, Colab), recognised without network.
 
-Resolution has two rounds, as for Canvas: `GoogleDriveURLResolver` recognises the link forms
-people copy from the browser (folders, shared-drive roots, files, Docs/Sheets/Slides, Colab;
-no network) and answers `MaybeExists` of a link type; `GoogleDriveResolver` asks the Drive API
-with the hub's service account and answers `Exists(GoogleDriveFolder | GoogleDriveFile)` or
-`DoesNotExist` with a message that says what to do (usually: which e-mail address to share with).
+A link becomes a repo in `resolve.py`, with the hub's service account.
 
 A `resourcekey=` in the link (files shared by link after Google's 2021 security update) is kept
 and sent as `X-Goog-Drive-Resource-Keys`. Published copies (`/d/e/...`) are refused: their id is
@@ -15,15 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from yarl import URL
 
-from ...credentials.sources import CredentialSource, EnvCredentialSource, GoogleCredentials
-from ...errors import NotConfigured, UnsupportedURL
-from ...http.session import SessionOptions
-from ..base import DoesNotExist, Exists, MaybeExists
-from .policy import GOOGLE_OPTIONS
+from ...errors import UnsupportedURL
 
 # What a link says the item is; "any" for `open?id=` / `uc?id=` links (file or folder).
 Expected = Literal[
@@ -37,12 +31,6 @@ Expected = Literal[
     "colab",
     "any",
 ]
-
-NOT_CONFIGURED = (
-    "This link is a Google Drive link, but this server has no Google Drive credentials. Ask "
-    "your hub administrator to set up the hub's Google service account (see privatepuller's "
-    "docs/admin.md)."
-)
 
 # Drive ids are URL-safe base64-ish; the shortest real ones (shared drives) have 19 characters.
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
@@ -200,55 +188,5 @@ def parse_drive_url(url: URL) -> GoogleDriveFolderLink | GoogleDriveFileLink | N
     raise UnsupportedURL(NOT_AN_ITEM)
 
 
-class GoogleDriveURLResolver:
-    """Link forms -> unchecked repo types; no network. Registered ahead of repoproviders'
-    public, rclone-based Drive detection, so these URLs are answered with our types."""
-
-    async def resolve(
-        self, question: URL, log: Any = None
-    ) -> (
-        MaybeExists[GoogleDriveFolderLink]
-        | MaybeExists[GoogleDriveFileLink]
-        | DoesNotExist[GoogleDriveFileLink]
-        | None
-    ):
-        try:
-            link = parse_drive_url(question)
-        except UnsupportedURL as refused:
-            return DoesNotExist(GoogleDriveFileLink, refused.message)
-        if isinstance(link, GoogleDriveFolderLink):
-            return MaybeExists(link)
-        return None if link is None else MaybeExists(link)
-
-
-class GoogleDriveResolver:
-    """Checks a link with the Drive API, using the hub's service account."""
-
-    def __init__(
-        self,
-        credentials: CredentialSource | None = None,
-        *,
-        options: SessionOptions = GOOGLE_OPTIONS,
-    ) -> None:
-        self.credentials = credentials or EnvCredentialSource()
-        self.options = options
-
-    async def resolve(
-        self, question: GoogleDriveFolderLink | GoogleDriveFileLink, log: Any = None
-    ) -> (
-        Exists[GoogleDriveFolder]
-        | Exists[GoogleDriveFile]
-        | DoesNotExist[GoogleDriveFolder]
-        | DoesNotExist[GoogleDriveFile]
-    ):
-        from .api import DriveAPI
-
-        credentials = await self.google_credentials()
-        async with DriveAPI.open(credentials, self.options) as api:
-            return await api.resolve(question)
-
-    async def google_credentials(self) -> GoogleCredentials:
-        credentials = await self.credentials.google()
-        if credentials is None:
-            raise NotConfigured(NOT_CONFIGURED)
-        return credentials
+DriveLink = GoogleDriveFolderLink | GoogleDriveFileLink
+DriveRepo = GoogleDriveFolder | GoogleDriveFile

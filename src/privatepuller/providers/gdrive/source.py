@@ -15,146 +15,32 @@ so a re-sync downloads only what changed. Size limits are applied by the sync en
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...credentials.sources import CredentialSource, EnvCredentialSource
-from ...errors import ConfigurationError, DownloadFailed, NoAccess, NotFound
-from ...http.session import SessionOptions
-from ...sync.engine import SyncConfig, download_tree
+from ...errors import DownloadFailed, NoAccess, NotFound
 from ...sync.manifest import Listing, RemoteFile, Skipped
-from ...sync.names import LocalNamer, sanitize_component
-from ...sync.source import EntryCount, ListingLimits
-from .api import COLAB, FOLDER, SHORTCUT, DriveAPI, is_google_native, kind_name
-from .links import ID_RE, GoogleDriveFile, GoogleDriveFolder, GoogleDriveResolver
-from .policy import GOOGLE_OPTIONS
+from ...sync.names import LocalNamer, sanitize_component, stem
+from ...sync.source import EntryCount
+from .api import DriveAPI
+from .exports import (
+    COLAB,
+    EXPORT_CHOICES,
+    EXPORT_LIMIT,
+    FOLDER,
+    SHORTCUT,
+    ExportFormat,
+    ExportFormats,
+    is_google_native,
+    kind_name,
+    with_extension,
+)
+from .links import ID_RE, DriveRepo, GoogleDriveFile, GoogleDriveFolder
 
-DOCUMENT = "application/vnd.google-apps.document"
-SPREADSHEET = "application/vnd.google-apps.spreadsheet"
-PRESENTATION = "application/vnd.google-apps.presentation"
-DRAWING = "application/vnd.google-apps.drawing"
-SCRIPT = "application/vnd.google-apps.script"
-
-EXPORT_LIMIT = 10 * 1024 * 1024  # Drive: "the exported content is limited to 10 MB"
-EXPORTS_ENV = "PRIVATEPULLER_DRIVE_EXPORTS"
 MAX_FOLDERS = 10_000  # folder visits per listing (shortcuts can multiply them)
 MAX_DEPTH = 40
-
-_PDF = "application/pdf"
-# Export targets per Google type (reference: ref-export-formats), by file extension.
-EXPORT_CHOICES: dict[str, dict[str, str]] = {
-    DOCUMENT: {
-        "md": "text/markdown",
-        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "odt": "application/vnd.oasis.opendocument.text",
-        "rtf": "application/rtf",
-        "pdf": _PDF,
-        "txt": "text/plain",
-        "html": "text/html",
-        "zip": "application/zip",
-        "epub": "application/epub+zip",
-    },
-    SPREADSHEET: {
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "ods": "application/vnd.oasis.opendocument.spreadsheet",
-        "csv": "text/csv",
-        "tsv": "text/tab-separated-values",
-        "pdf": _PDF,
-        "zip": "application/zip",
-    },
-    PRESENTATION: {
-        "pdf": _PDF,
-        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "odp": "application/vnd.oasis.opendocument.presentation",
-        "txt": "text/plain",
-        "png": "image/png",
-        "jpg": "image/jpeg",
-        "svg": "image/svg+xml",
-    },
-    DRAWING: {"svg": "image/svg+xml", "png": "image/png", "jpg": "image/jpeg", "pdf": _PDF},
-    SCRIPT: {"json": "application/vnd.google-apps.script+json"},
-}
-# The defaults suit Jupyter: JupyterLab renders Markdown, SVG and PDF itself; .xlsx keeps every
-# sheet (CSV would keep only the first) and pandas reads it with `pd.read_excel`.
-DEFAULT_EXPORTS: dict[str, str] = {
-    DOCUMENT: "md",
-    SPREADSHEET: "xlsx",
-    PRESENTATION: "pdf",
-    DRAWING: "svg",
-    SCRIPT: "json",
-}
-KIND_ALIASES: dict[str, str] = {
-    "document": DOCUMENT,
-    "doc": DOCUMENT,
-    "docs": DOCUMENT,
-    "spreadsheet": SPREADSHEET,
-    "sheet": SPREADSHEET,
-    "sheets": SPREADSHEET,
-    "presentation": PRESENTATION,
-    "slides": PRESENTATION,
-    "drawing": DRAWING,
-    "script": SCRIPT,
-}
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    mime_type: str
-    extension: str
-
-
-@dataclass(frozen=True)
-class ExportFormats:
-    """Which format each Google type is exported to (defaults: `DEFAULT_EXPORTS`).
-
-    Configurable with `ExportFormats.parse("document=docx,spreadsheet=csv")`, or on a server
-    with the environment variable `PRIVATEPULLER_DRIVE_EXPORTS` in the same syntax; `kind=none`
-    skips that kind. Kinds: document, spreadsheet, presentation, drawing, script.
-    """
-
-    formats: tuple[tuple[str, ExportFormat], ...] = tuple(
-        (source, ExportFormat(EXPORT_CHOICES[source][ext], ext))
-        for source, ext in DEFAULT_EXPORTS.items()
-    )
-
-    def get(self, source_mime: str) -> ExportFormat | None:
-        return dict(self.formats).get(source_mime)
-
-    @classmethod
-    def parse(cls, spec: str) -> ExportFormats:
-        chosen: dict[str, ExportFormat | None] = dict(cls().formats)
-        for part in spec.split(","):
-            if not part.strip():
-                continue
-            kind, sep, target = (s.strip().lower() for s in part.partition("="))
-            source = KIND_ALIASES.get(kind)
-            if not sep or source is None:
-                raise ConfigurationError(
-                    f"{EXPORTS_ENV}: “{part.strip()}” is not kind=format; kinds are "
-                    f"{', '.join(sorted(set(KIND_ALIASES) - {'doc', 'docs', 'sheet', 'sheets'}))}."
-                )
-            choices = EXPORT_CHOICES[source]
-            if target in ("none", "skip"):
-                chosen[source] = None
-                continue
-            by_mime = {mime: ext for ext, mime in choices.items()}
-            ext = target.lstrip(".") if target.lstrip(".") in choices else by_mime.get(target)
-            if ext is None:
-                raise ConfigurationError(
-                    f"{EXPORTS_ENV}: a {kind} cannot be exported as “{target}”; choose one of "
-                    f"{', '.join(choices)}."
-                )
-            chosen[source] = ExportFormat(choices[ext], ext)
-        return cls(tuple((s, f) for s, f in chosen.items() if f is not None))
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportFormats:
-        spec = (os.environ if environ is None else environ).get(EXPORTS_ENV, "")
-        return cls.parse(spec) if spec.strip() else cls()
 
 
 @dataclass(frozen=True)
@@ -170,7 +56,7 @@ class DriveDownload:
 class _Node:
     """One visit of a folder (a folder reached through two shortcuts is visited twice)."""
 
-    key: str  # ids from the root: unique per visit
+    visit_id: str  # ids from the root: unique per visit
     folder_id: str
     name: str
     chain: tuple[str, ...]  # this folder and its ancestors, nearest first
@@ -188,10 +74,6 @@ Items = list[dict[str, Any]]
 Nodes = list[_Node]
 
 
-def with_extension(name: str, extension: str) -> str:
-    return name if name.lower().endswith("." + extension.lower()) else f"{name}.{extension}"
-
-
 def _order(local_name: str, item: dict[str, Any]) -> tuple[str, str, str, str]:
     """Local names are claimed in this order: among names that collide (exactly or only by
     case), the oldest item keeps the name, so a newly added duplicate never renames it."""
@@ -205,7 +87,7 @@ class GoogleDriveSource:
     def __init__(
         self,
         api: DriveAPI,
-        repo: GoogleDriveFolder | GoogleDriveFile,
+        repo: DriveRepo,
         exports: ExportFormats | None = None,
     ) -> None:
         self.api = api
@@ -214,10 +96,10 @@ class GoogleDriveSource:
         origin = str(api.session.origin)
         if isinstance(repo, GoogleDriveFolder):
             self.key = f"gdrive:{origin}/folders/{repo.folder_id}"
-            api.remember_key(repo.folder_id, repo.resource_key)
+            api.remember_resource_key(repo.folder_id, repo.resource_key)
         else:
             self.key = f"gdrive:{origin}/files/{repo.file_id}"
-            api.remember_key(repo.file_id, repo.resource_key)
+            api.remember_resource_key(repo.file_id, repo.resource_key)
 
     async def list(self) -> Listing:
         if isinstance(self.repo, GoogleDriveFile):
@@ -234,11 +116,10 @@ class GoogleDriveSource:
             )
         raw = self._local_name(str(item.get("name") or repo.name), item)
         path = sanitize_component(raw)
-        stem = path.rsplit(".", 1)[0] if "." in path.strip(".") else path
         planned = self._plan(path, item, ())
         if isinstance(planned, Skipped):
-            return Listing(stem, (), (planned,))
-        return Listing(stem, (planned,))
+            return Listing(stem(path), (), (planned,))
+        return Listing(stem(path), (planned,))
 
     # --- a folder tree --------------------------------------------------------------------
 
@@ -247,16 +128,16 @@ class GoogleDriveSource:
         nodes = await self._walk(root)
 
         namer = LocalNamer()
-        namer.root(root.key)
-        paths = {root.key: ""}
+        namer.root(root.visit_id)
+        paths = {root.visit_id: ""}
         remote: list[RemoteFile] = []
         skipped: list[Skipped] = []
         for node in nodes:  # breadth-first: a folder is named before its children
-            parent = paths[node.key]
+            parent = paths[node.visit_id]
             for _, child in sorted(node.folders, key=lambda pair: pair[0]):
-                paths[child.key] = namer.folder(child.key, node.key, child.name)
+                paths[child.visit_id] = namer.folder(child.visit_id, node.visit_id, child.name)
             for _, raw, item, entry_id in sorted(node.files, key=lambda entry: entry[0]):
-                path = namer.file(f"{node.key}/{entry_id}", node.key, raw)
+                path = namer.file(f"{node.visit_id}/{entry_id}", node.visit_id, raw)
                 planned = self._plan(path, item, node.chain)
                 if isinstance(planned, Skipped):
                     skipped.append(planned)
@@ -292,7 +173,7 @@ class GoogleDriveSource:
                     if item.get("mimeType") == SHORTCUT:
                         details = item.get("shortcutDetails") or {}
                         target_id = str(details.get("targetId") or "")
-                        self.api.remember_key(target_id, details.get("targetResourceKey"))
+                        self.api.remember_resource_key(target_id, details.get("targetResourceKey"))
                         if ID_RE.match(target_id) and target_id not in targets:
                             wanted.setdefault(target_id, node.chain)
             found = await asyncio.gather(*(self._target(t, c) for t, c in wanted.items()))
@@ -305,7 +186,7 @@ class GoogleDriveSource:
                     if child is not None:
                         next_level.append(child)
             # Visit children in a fixed order, so naming never depends on response timing.
-            level = [n for _, n in sorted(((n.name, n.key), n) for n in next_level)]
+            level = [n for _, n in sorted(((n.name, n.visit_id), n) for n in next_level)]
         return nodes
 
     async def _children(self, node: _Node, entries: EntryCount | None = None) -> Items:
@@ -317,7 +198,7 @@ class GoogleDriveSource:
             entries=entries,
         )
         for item in items:
-            self.api.remember_key(str(item.get("id", "")), item.get("resourceKey"))
+            self.api.remember_resource_key(str(item.get("id", "")), item.get("resourceKey"))
         return items
 
     async def _target(self, target_id: str, chain: tuple[str, ...]) -> dict[str, Any] | None:
@@ -373,7 +254,7 @@ class GoogleDriveSource:
             node.skipped.append((name, "too_deep", f"more than {MAX_DEPTH} folders deep"))
             return None
         child = _Node(
-            key=f"{node.key}/{entry['id']}",
+            visit_id=f"{node.visit_id}/{entry['id']}",
             folder_id=folder_id,
             name=name,
             chain=(folder_id, *node.chain),
@@ -421,15 +302,15 @@ class GoogleDriveSource:
                     f"Google exports at most 10 MB and this {kind_name(mime)} is larger; ask "
                     "for it as a file",
                 )
-            key = f"gdrive:export:{file_id}:{version}:{export.mime_type}"
-            return RemoteFile(path, None, key, DriveDownload(file_id, export, chain))
+            change_key = f"gdrive:export:{file_id}:{version}:{export.mime_type}"
+            return RemoteFile(path, None, change_key, DriveDownload(file_id, export, chain))
         size = _int(item.get("size")) if item.get("size") is not None else None
         md5 = item.get("md5Checksum")
         if md5:
-            key = f"gdrive:md5:{md5}:{size}"
+            change_key = f"gdrive:md5:{md5}:{size}"
         else:
-            key = f"gdrive:rev:{file_id}:{version}:{item.get('modifiedTime')}"
-        return RemoteFile(path, size, key, DriveDownload(file_id, None, chain))
+            change_key = f"gdrive:rev:{file_id}:{version}:{item.get('modifiedTime')}"
+        return RemoteFile(path, size, change_key, DriveDownload(file_id, None, chain))
 
     async def download(
         self,
@@ -466,36 +347,3 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-class GoogleDriveFetcher:
-    """repoproviders fetcher for resolved Drive folders and files (the hub's service account)."""
-
-    def __init__(
-        self,
-        credentials: CredentialSource | None = None,
-        *,
-        options: SessionOptions = GOOGLE_OPTIONS,
-        exports: ExportFormats | None = None,
-        limits: ListingLimits | None = None,
-    ) -> None:
-        self.credentials = credentials or EnvCredentialSource()
-        self.options = options
-        self.exports = exports
-        self.limits = limits
-
-    @asynccontextmanager
-    async def source(
-        self, repo: GoogleDriveFolder | GoogleDriveFile
-    ) -> AsyncIterator[GoogleDriveSource]:
-        credentials = await GoogleDriveResolver(self.credentials).google_credentials()
-        exports = self.exports or ExportFormats.from_env()
-        async with DriveAPI.open(credentials, self.options, self.limits) as api:
-            yield GoogleDriveSource(api, repo, exports)
-
-    async def fetch(
-        self, repo: GoogleDriveFolder | GoogleDriveFile, output_dir: Path, log: Any = None
-    ) -> None:
-        """Download the folder as it is now into `output_dir` (no git, no merge)."""
-        async with self.source(repo) as source:
-            await download_tree(source, output_dir, SyncConfig())

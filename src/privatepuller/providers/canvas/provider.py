@@ -1,0 +1,96 @@
+"""Canvas as a provider: course, group and personal files, read with the student's own token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from yarl import URL
+
+from ...credentials.sources import CanvasCredentials, CredentialSource
+from ...errors import NotConfigured, PullError, WrongHost
+from ...http.origin import Origin
+from ...http.session import SessionOptions
+from ...sync.names import stem
+from ...sync.source import ListingLimits
+from ..base import DoesNotExist, Exists
+from .api import CanvasAPI
+from .links import (
+    CanvasFile,
+    CanvasFileLink,
+    CanvasFolder,
+    CanvasFolderLink,
+    CanvasLink,
+    CanvasRepo,
+    parse_canvas_url,
+)
+from .policy import CANVAS_POLICY
+from .resolve import resolve
+from .source import CanvasSource
+
+NOT_CONFIGURED = (
+    "This link needs your Canvas login, but this server has no Canvas token. Ask your hub "
+    "administrator to enable Canvas token passthrough (see the admin guide in privatepuller's "
+    "docs/admin.md)."
+)
+
+
+class CanvasProvider:
+    name = "canvas"
+    policy = CANVAS_POLICY
+    links = (CanvasFolderLink, CanvasFileLink)
+    repos = (CanvasFolder, CanvasFile)
+
+    def recognise(self, url: URL) -> CanvasLink | None:
+        return parse_canvas_url(url)
+
+    async def credentials(
+        self, source: CredentialSource, item: CanvasLink | CanvasRepo
+    ) -> CanvasCredentials:
+        credentials = await source.canvas()
+        if credentials is None:
+            raise NotConfigured(NOT_CONFIGURED)
+        check_same_canvas(item.base_url, credentials.origin)
+        return credentials
+
+    async def resolve(
+        self, link: CanvasLink, credentials: CanvasCredentials, options: SessionOptions
+    ) -> Exists[CanvasRepo] | DoesNotExist[CanvasRepo]:
+        check_same_canvas(link.base_url, credentials.origin)
+        async with CanvasAPI.open(credentials, options) as api:
+            return await resolve(api, link)
+
+    @asynccontextmanager
+    async def open(
+        self,
+        repo: CanvasRepo,
+        credentials: CanvasCredentials,
+        options: SessionOptions | None = None,
+        limits: ListingLimits | None = None,
+    ) -> AsyncIterator[CanvasSource]:
+        check_same_canvas(repo.base_url, credentials.origin)
+        async with CanvasAPI.open(
+            credentials, options or SessionOptions(self.policy), limits
+        ) as api:
+            yield CanvasSource(api, repo)
+
+    def folder_name(self, repo: CanvasRepo) -> str:
+        return stem(repo.name) if isinstance(repo, CanvasFile) else repo.name
+
+
+def check_same_canvas(base_url: str, configured: Origin) -> None:
+    """The token goes only to the configured Canvas: any other host is refused before sending."""
+    try:
+        link_origin = Origin.of(base_url)
+    except PullError:
+        link_origin = None
+    if link_origin != configured:
+        shown = link_origin.host if link_origin else base_url
+        raise WrongHost(
+            f"This link points to {shown}, but your Canvas is {configured.host}. Your Canvas "
+            f"login is only ever sent to {configured.host}, so this link cannot be pulled. Ask "
+            "your instructor for a link to your course's Canvas."
+        )
+
+
+CANVAS = CanvasProvider()
