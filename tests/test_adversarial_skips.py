@@ -25,22 +25,25 @@ import pytest
 from conftest import CanvasWorld, blob_id
 from gdrive_helpers import DriveWorld, content_requests, make_world, pull_drive
 from gdrive_helpers import tree as drive_tree
-from privatepuller.cli import summary
+from privatepuller.console import summary
 from privatepuller.errors import ConfigurationError, LoginExpired, NoAccess, PullError, RateLimited
 from privatepuller.http.session import SessionOptions
+from privatepuller.providers.canvas.skips import CanvasSkip
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
+from privatepuller.providers.gdrive.skips import DriveSkip
 from privatepuller.providers.repoproviders import Fetcher
 from privatepuller.pull import pull
-from privatepuller.server.events import SKIP_REASONS, report_lines
+from privatepuller.server.events import report_lines
 from privatepuller.sync.engine import (
     SyncConfig,
     SyncReport,
     keep_earlier_copies,
     origin_for,
 )
-from privatepuller.sync.manifest import ManifestEntry, Skipped
+from privatepuller.sync.manifest import ManifestEntry
 from privatepuller.sync.origin import LocalOrigin
+from privatepuller.sync.source import Skipped, SyncSkip
 from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeDrive, FakeItem
 from server_helpers import DriveThread, JupyterServer, outputs, tree
 from test_cli import canvas_env, run
@@ -113,7 +116,10 @@ async def test_each_per_file_refusal_of_a_download_skips_only_that_file(
     assert (report.target / "01-welcome.ipynb").exists()
     assert len(content_requests(drive.drive, iris)) == 1
     assert never_acknowledged_abuse(drive.drive)
-    assert reason in SKIP_REASONS
+    # The reason has words of its own for the student, and the report uses them.
+    (skipped,) = [s for s in report.skipped if s.path == "data/iris.csv"]
+    assert skipped.reason.words and skipped.reason.words != reason
+    assert any(f"data/iris.csv: {skipped.reason.words}" in line for line in report_lines(report))
 
 
 @pytest.mark.parametrize(("kind", "reason"), EXPORT_REFUSALS)
@@ -344,10 +350,10 @@ def test_keep_earlier_copies_rules() -> None:
     }
     entries = {"y": entry("new file y"), "x/inner": entry("new x folder")}
     left_out = [
-        Skipped("big.csv", "too_large"),
-        Skipped("Week 3/", "locked"),  # a folder: everything under it
-        Skipped("x", "too_large"),  # now a folder in the new snapshot: cannot be kept
-        Skipped("y/z", "locked"),  # its folder is now a file: cannot be kept
+        Skipped("big.csv", SyncSkip.TOO_LARGE),
+        Skipped("Week 3/", CanvasSkip.LOCKED),  # a folder: everything under it
+        Skipped("x", SyncSkip.TOO_LARGE),  # now a folder in the new snapshot: cannot be kept
+        Skipped("y/z", CanvasSkip.LOCKED),  # its folder is now a file: cannot be kept
     ]
     kept = keep_earlier_copies(earlier, entries, left_out)
     assert kept == ["Week 3/data/a.csv", "Week 3/quiz.ipynb", "big.csv"]
@@ -364,12 +370,14 @@ def test_skip_words_for_students() -> None:
         updated=(),
         removed=(),
         unchanged=1,
-        excluded=(Skipped("data/big.csv", "too_large", "150.0 MB"),),
+        excluded=(Skipped("data/big.csv", SyncSkip.TOO_LARGE, "150.0 MB"),),
         skipped=(
-            Skipped("setup.exe", "abusive", "ask your instructor to check it and replace it"),
-            Skipped("answers.pdf", "download_disabled"),
-            Skipped("popular.zip", "download_quota"),
-            Skipped("Week 3/", "locked"),
+            Skipped(
+                "setup.exe", DriveSkip.ABUSIVE, "ask your instructor to check it and replace it"
+            ),
+            Skipped("answers.pdf", DriveSkip.DOWNLOAD_DISABLED),
+            Skipped("popular.zip", DriveSkip.DOWNLOAD_QUOTA),
+            Skipped("Week 3/", CanvasSkip.LOCKED),
         ),
         downloaded_files=0,
         downloaded_bytes=0,

@@ -21,7 +21,7 @@ from gdrive_helpers import (
     pull_drive,
     tree,
 )
-from privatepuller.cli import summary
+from privatepuller.console import summary
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import (
     ConfigurationError,
@@ -38,9 +38,8 @@ from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 from privatepuller.providers.gdrive.source import DriveDownload
 from privatepuller.sync.engine import origin_for
-from privatepuller.sync.manifest import RemoteFile
 from privatepuller.sync.progress import NullProgress
-from privatepuller.sync.source import SkipFile
+from privatepuller.sync.source import RemoteFile, SkipFile
 from privatepuller.testing.drive.demo import notebook
 from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 

@@ -16,6 +16,7 @@ from traitlets.config import Config
 from privatepuller.credentials.sources import ChainedCredentialSource, EnvCredentialSource
 from privatepuller.errors import LoginExpired, MergeFailed, RateLimited, UnsupportedURL
 from privatepuller.link import make_link
+from privatepuller.providers.canvas.skips import CanvasSkip
 from privatepuller.server.config import PrivatePuller
 from privatepuller.server.events import (
     SSEProgress,
@@ -25,7 +26,7 @@ from privatepuller.server.events import (
     unexpected_error_event,
 )
 from privatepuller.sync.engine import MiB, SyncReport
-from privatepuller.sync.manifest import Skipped
+from privatepuller.sync.source import Skipped, SyncSkip
 
 CANVAS_URL = "https://canvas.example.edu/courses/12/files/folder/Week%201"
 
@@ -102,8 +103,8 @@ def test_report_lines_list_every_file_not_copied_and_why() -> None:
         updated=(),
         removed=(),
         unchanged=2,
-        excluded=(Skipped("data/big.csv", "too_large", "150.0 MB"),),
-        skipped=(Skipped("quiz.ipynb", "locked", "Unlocks on Monday"),),
+        excluded=(Skipped("data/big.csv", SyncSkip.TOO_LARGE, "150.0 MB"),),
+        skipped=(Skipped("quiz.ipynb", CanvasSkip.LOCKED, "Unlocks on Monday"),),
         downloaded_files=1,
         downloaded_bytes=10,
         commit="abc",

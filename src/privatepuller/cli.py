@@ -6,99 +6,18 @@ import argparse
 import asyncio
 import logging
 import sys
-import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from .console import BarProgress, summary
+from .credentials.hub import default_credential_source
+from .demo import run_demo
 from .errors import PullError
-from .sizes import MiB, size_text
-from .sync.engine import SyncConfig, SyncReport
-
-log = logging.getLogger("privatepuller")
-
-
-class BarProgress:
-    """A one-line progress bar (files and bytes) on a terminal; plain lines otherwise."""
-
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.files_total = self.files_done = 0
-        self.bytes_total = self.bytes_done = 0
-        self._last_draw = 0.0
-
-    def listed(self, files: int, total_bytes: int) -> None:
-        self.files_total, self.bytes_total = files, total_bytes
-        if files:
-            self._line(f"Downloading {files} file(s), {size_text(total_bytes)}")
-        else:
-            self._line("Everything is up to date; nothing to download")
-
-    def advanced(self, nbytes: int) -> None:
-        self.bytes_done += nbytes
-        self._draw()
-
-    def file_done(self, path: str, size: int) -> None:
-        self.files_done += 1
-        if not self.tty:
-            self._line(f"  {path} ({size_text(size)})")
-        self._draw(force=self.files_done == self.files_total)
-
-    def waiting(self, seconds: float, provider: str) -> None:
-        self._line(f"  {provider} asks us to slow down; retrying in {seconds:.0f} s")
-
-    def git_output(self, line: str) -> None:
-        log.debug("git: %s", line)
-
-    def _draw(self, force: bool = False) -> None:
-        if not self.tty or (not force and time.monotonic() - self._last_draw < 0.1):
-            return
-        self._last_draw = time.monotonic()
-        fraction = self.bytes_done / self.bytes_total if self.bytes_total else 1.0
-        bar = "#" * int(30 * fraction)
-        self.stream.write(
-            f"\r[{bar:<30}] {self.files_done}/{self.files_total} files, "
-            f"{size_text(self.bytes_done)} of {size_text(self.bytes_total)}"
-        )
-        if force:
-            self.stream.write("\n")
-        self.stream.flush()
-
-    def _line(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-# The command line's own words for its limits (the options that set them).
-CLI_REASONS = {
-    "too_large": "larger than the limit for one file (--max-file-size)",
-    "total_cap": "past the limit for the whole folder (--max-total-size)",
-}
-
-
-def summary(report: SyncReport) -> str:
-    from .server.events import KEPT, SKIP_REASONS, kept_copy
-
-    kept = set(report.kept)
-    lines = [
-        f"Synced “{report.name}” into {report.target}",
-        f"  added {len(report.added)}, updated {len(report.updated)}, "
-        f"removed {len(report.removed)}, unchanged {report.unchanged}"
-        + (f", kept {len(kept)}" if kept else "")
-        + f"; downloaded {report.downloaded_files} file(s), {size_text(report.downloaded_bytes)}",
-    ]
-    for title, files in (("excluded", report.excluded), ("skipped", report.skipped)):
-        if files:
-            lines.append(f"  {title} ({len(files)}):")
-        for s in files:
-            why = CLI_REASONS.get(s.reason) or SKIP_REASONS.get(s.reason, s.reason)
-            detail = f" ({s.detail})" if s.detail else ""
-            if s.reason in CLI_REASONS:
-                line = f"    {s.path}{detail}: {why}"
-            else:
-                line = f"    {s.path}: {why}{detail}"
-            lines.append(line + (f"; {KEPT}" if kept_copy(kept, s.path) else ""))
-    return "\n".join(lines)
+from .link import make_link
+from .pull import parse_link, pull, resolve_link
+from .sizes import MiB
+from .sync.engine import SyncConfig
 
 
 def _config(args: argparse.Namespace) -> SyncConfig:
@@ -114,15 +33,10 @@ def _config(args: argparse.Namespace) -> SyncConfig:
         overrides["lock_wait"] = args.wait
     if args.deadline is not None:
         overrides["deadline"] = args.deadline
-    from dataclasses import replace
-
     return replace(config, **overrides)
 
 
 async def _pull(args: argparse.Namespace) -> int:
-    from .credentials.hub import default_credential_source
-    from .pull import pull
-
     target = Path(args.target) if args.target else None
     report = await pull(
         args.url,
@@ -136,9 +50,6 @@ async def _pull(args: argparse.Namespace) -> int:
 
 
 async def _resolve(args: argparse.Namespace) -> int:
-    from .credentials.hub import default_credential_source
-    from .pull import parse_link, resolve_link
-
     link = parse_link(args.url)
     if link is None:
         print("Not a Canvas or Google Drive link that privatepuller pulls.")
@@ -149,8 +60,6 @@ async def _resolve(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace) -> int:
-    from .link import make_link
-
     print(make_link(args.url, hub=args.hub, urlpath=args.urlpath, targetpath=args.targetpath))
     return 0
 
@@ -203,8 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "link":
             return _link(args)
         if args.command == "demo":
-            from .demo import run_demo
-
             return asyncio.run(run_demo(Path(args.target), drive=args.drive))
     except PullError as error:
         print(f"privatepuller: {error.message}", file=sys.stderr)

@@ -101,7 +101,7 @@ def is_local_origin(remote: str, config: SyncConfig) -> bool:
 
 def is_origin_of(remote: str, source: Source, config: SyncConfig) -> bool:
     """Is `remote` this source's local origin (a path; `file://` for clones made before)?"""
-    origin = origin_for(config, source.key)
+    origin = origin_for(config, source.source_id)
     return os.path.realpath(remote.removeprefix("file://")) == origin.location
 
 

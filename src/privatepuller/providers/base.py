@@ -45,7 +45,7 @@ class Provider[L, R, C](Protocol):
 
     @property
     def name(self) -> str:
-        """"canvas", "gdrive": for logs and the progress page."""
+        """ "canvas", "gdrive": for logs and the progress page."""
         ...
 
     @property

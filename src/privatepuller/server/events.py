@@ -24,34 +24,12 @@ from typing import Any
 
 from ..errors import PullError
 from ..sizes import size_text
-from ..sync.engine import SyncReport
+from ..sync.engine import KEPT_WORDS, SyncReport
+from ..sync.source import SIZE_LIMITS
 
 Event = dict[str, Any]
 
 PROVIDER_NAMES = {"canvas": "Canvas", "google": "Google Drive", "gdrive": "Google Drive"}
-# Why a file was not copied, in a student's words (reasons: the engine's limits, and each
-# provider's skips: fetchers/canvas.py, fetchers/gdrive.py, gdrive_api.FILE_REFUSALS).
-SKIP_REASONS = {
-    "too_large": "larger than this hub's limit for one file",
-    "total_cap": "past this hub's limit for one folder",
-    "locked": "locked in Canvas",
-    "hidden": "hidden",
-    "path_too_long": "its path is too long to be created here",
-    # Google Drive
-    "download_disabled": "downloads of this file are turned off by its owner",
-    "abusive": "flagged by Google as possibly harmful; Google does not allow downloading it",
-    "download_quota": "Google's download limit for this file was reached; try again later",
-    "refused": "Google Drive refused to send it",
-    "not_downloadable": "Google Drive cannot send this kind of file",
-    "not_exportable": "cannot be exported",
-    "not_exported": "this hub does not convert this kind of Google file",
-    "export_too_large": "too large for Google to convert",
-    "dangling_shortcut": "a shortcut to something deleted or not shared",
-    "shortcut_loop": "a shortcut to a folder that contains it",
-    "too_deep": "too many folders deep",
-    "invalid": "Google Drive sent an unusable entry",
-}
-KEPT = "your copy from an earlier sync stays as it was"
 
 
 def syncing(line: str) -> Event:
@@ -129,28 +107,19 @@ def report_lines(report: SyncReport) -> list[str]:
         + (f", {len(report.kept)} kept from an earlier sync" if report.kept else "")
     ]
     not_copied = [*report.excluded, *report.skipped]
-    kept = set(report.kept)
     if not_copied:
         lines.append(f"{len(not_copied)} file(s) were not copied:")
         for skipped in not_copied:
-            why = SKIP_REASONS.get(skipped.reason, skipped.reason.replace("_", " "))
-            if kept_copy(kept, skipped.path):
-                why += f"; {KEPT}"
-            if skipped.reason in ("too_large", "total_cap") and skipped.detail:
+            why = skipped.reason.words
+            if report.keeps_copy(skipped.path):
+                why += f"; {KEPT_WORDS}"
+            if skipped.reason in SIZE_LIMITS and skipped.detail:
                 lines.append(f"  {skipped.path} ({skipped.detail}): {why}")
             elif skipped.detail:
                 lines.append(f"  {skipped.path}: {why} ({skipped.detail})")
             else:
                 lines.append(f"  {skipped.path}: {why}")
     return lines
-
-
-def kept_copy(kept: set[str], path: str) -> bool:
-    """Whether the student keeps an earlier copy of `path` (a file, or a folder ending in /);
-    `kept` is a report's `kept`."""
-    if path.endswith("/"):
-        return any(name.startswith(path) for name in kept)
-    return path in kept
 
 
 def pull_error_event(error: PullError, git_lines: Iterable[str] = ()) -> Event:

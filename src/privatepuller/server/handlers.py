@@ -35,6 +35,7 @@ from ..pull import (
 )
 from ..sizes import size_text
 from ..sync.engine import SyncReport
+from ..sync.source import SyncSkip
 from ..targets import claim_target, repo_parent_dir, safe_target, visible_name
 from .config import PrivatePuller
 from .events import (
@@ -317,7 +318,7 @@ class PrivateSyncHandler(PageMixin, SyncHandler):
     def _nothing_copied(self, report: SyncReport) -> NothingCopied:
         config = get_privatepuller(self.settings)
         count = len(report.excluded)
-        if all(skipped.reason == "too_large" for skipped in report.excluded):
+        if all(skipped.reason is SyncSkip.TOO_LARGE for skipped in report.excluded):
             limit = f"limit of {size_text(config.max_file_size)} per file"
         else:
             limit = (

@@ -17,12 +17,21 @@ from ..errors import DownloadFailed, TimedOut
 from ..http.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..sizes import MiB, size_text
 from .lock import exclusive
-from .manifest import Listing, Manifest, ManifestEntry, RemoteFile, Skipped
+from .manifest import Manifest, ManifestEntry
 from .merge import fetched_commit, merge_into
 from .names import MAX_PATH_BYTES
 from .origin import BlobWriter, LocalOrigin
 from .progress import NullProgress, Progress
-from .source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES, SkipFile, Source
+from .source import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_PAGES,
+    Listing,
+    RemoteFile,
+    SkipFile,
+    Skipped,
+    Source,
+    SyncSkip,
+)
 from .space import store_failed
 
 
@@ -75,6 +84,17 @@ class SyncReport:
     # neither as unchanged nor as removed; `excluded` and `skipped` still list them).
     kept: tuple[str, ...] = ()
 
+    def keeps_copy(self, path: str) -> bool:
+        """Whether the student keeps an earlier copy of `path` (a file, or a folder ending in
+        "/": of some file in it)."""
+        if path.endswith("/"):
+            return any(name.startswith(path) for name in self.kept)
+        return path in self.kept
+
+
+# What a report says of a file left out that the student keeps from an earlier sync.
+KEPT_WORDS = "your copy from an earlier sync stays as it was"
+
 
 def apply_limits(
     files: tuple[RemoteFile, ...], config: SyncConfig
@@ -86,9 +106,9 @@ def apply_limits(
     for file in sorted(files, key=lambda f: f.path):
         size = file.size or 0
         if size > config.max_file_size:
-            excluded.append(Skipped(file.path, "too_large", size_text(size)))
+            excluded.append(Skipped(file.path, SyncSkip.TOO_LARGE, size_text(size)))
         elif total + size > config.max_total_size:
-            excluded.append(Skipped(file.path, "total_cap", size_text(size)))
+            excluded.append(Skipped(file.path, SyncSkip.TOTAL_CAP, size_text(size)))
         else:
             total += size
             kept.append(file)
@@ -107,12 +127,12 @@ def drop_unwritable(
         if len(file.path.encode()) <= MAX_PATH_BYTES:
             kept.append(file)
         else:
-            skipped.append(Skipped(file.path, "path_too_long", detail))
+            skipped.append(Skipped(file.path, SyncSkip.PATH_TOO_LONG, detail))
     return tuple(kept), skipped
 
 
-def origin_for(config: SyncConfig, source_key: str) -> LocalOrigin:
-    digest = hashlib.sha256(source_key.encode()).hexdigest()[:24]
+def origin_for(config: SyncConfig, source_id: str) -> LocalOrigin:
+    digest = hashlib.sha256(source_id.encode()).hexdigest()[:24]
     return LocalOrigin(config.origins_dir / f"{digest}.git")
 
 
@@ -131,13 +151,13 @@ async def sync(
     target = Path(os.path.abspath(target))
     async with (
         exclusive(config.locks_dir, f"target:{target}", wait=config.lock_wait),
-        exclusive(config.locks_dir, f"origin:{source.key}", wait=config.lock_wait),
+        exclusive(config.locks_dir, f"origin:{source.source_id}", wait=config.lock_wait),
     ):
         deadline = Deadline(config.deadline)  # bounds listing and downloading, not the merge
         listing = await deadline.run(source.list())
         writable, unwritable = drop_unwritable(listing.files)
         files, excluded = apply_limits(writable, config)
-        origin = origin_for(config, source.key)
+        origin = origin_for(config, source.source_id)
         await asyncio.to_thread(origin.ensure)
         previous = await asyncio.to_thread(origin.manifest)
 
@@ -168,7 +188,7 @@ async def sync(
         kept = keep_earlier_copies(earlier, entries, left_out)
         blobs.update((path, entries[path].blob) for path in kept)
 
-        message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.key}\n"
+        message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.source_id}\n"
         commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
         if commit is not None or previous.commit is None:
             head = commit or await asyncio.to_thread(origin.head)

@@ -1,40 +1,16 @@
-"""What a listing is, and the one manifest format.
+"""The one manifest format.
 
-A fetcher turns a remote folder into a `Listing`: the files to mirror (with a change key each)
-and what it skipped (locked, hidden, not exportable...). The sync engine stores a `Manifest`
-next to each local origin: for every path, the change key it was downloaded under and the git
-blob it became, so the next sync downloads only what changed.
+The sync engine stores a `Manifest` next to each local origin: for every path, the change key
+it was downloaded under and the git blob it became, so the next sync downloads only what
+changed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    path: str  # local relative POSIX path, already sanitised and unique
-    size: int | None  # None when the provider does not know (exports)
-    change_key: str  # changes whenever the content may have changed
-    source: Any = field(compare=False, repr=False)  # what the fetcher needs to download it
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str  # "locked", "hidden", "too_large", "total_cap", "not_exportable", ...
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Listing:
-    name: str  # the folder's (or file's) own name: the default target folder
-    files: tuple[RemoteFile, ...]
-    skipped: tuple[Skipped, ...] = ()
 
 
 @dataclass(frozen=True)

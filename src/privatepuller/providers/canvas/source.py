@@ -11,11 +11,11 @@ from typing import Any
 
 from ...http.session import HTTPStatusError, ResponseTooLarge
 from ...sizes import size_text
-from ...sync.manifest import Listing, RemoteFile, Skipped
 from ...sync.names import LocalNamer, sanitize_component, stem
-from ...sync.source import SkipFile
+from ...sync.source import Listing, RemoteFile, SkipFile, Skipped, SyncSkip
 from .api import CanvasAPI, http_error
 from .links import CanvasFile, CanvasFolder, CanvasRepo
+from .skips import CanvasSkip
 
 # The fields of Canvas folder and file objects that listing uses.
 _ACCESS = ("hidden", "hidden_for_user", "locked_for_user", "lock_explanation")
@@ -39,26 +39,26 @@ class CanvasSource:
         self.api = api
         self.repo = repo
         if isinstance(repo, CanvasFolder):
-            self.key = (
+            self.source_id = (
                 f"canvas:{repo.base_url}/{repo.context}/{repo.context_id}/folders/{repo.folder_id}"
             )
         else:
-            self.key = f"canvas:{repo.base_url}/files/{repo.file_id}"
+            self.source_id = f"canvas:{repo.base_url}/files/{repo.file_id}"
 
-    async def list(self) -> Listing:
+    async def list(self) -> Listing[str]:
         if isinstance(self.repo, CanvasFile):
             return await self._list_file(self.repo)
         return await self._list_folder(self.repo)
 
-    async def _list_file(self, repo: CanvasFile) -> Listing:
+    async def _list_file(self, repo: CanvasFile) -> Listing[str]:
         data = await self.api.get("files", str(repo.file_id), what=f"“{repo.name}”")
         name = sanitize_component(data.get("display_name") or repo.name)
         if data.get("locked_for_user") or not data.get("url"):
-            skipped = Skipped(name, "locked", _plain(data.get("lock_explanation")))
+            skipped = Skipped(name, CanvasSkip.LOCKED, _plain(data.get("lock_explanation")))
             return Listing(stem(name), (), (skipped,))
         return Listing(stem(name), (_remote(name, data),))
 
-    async def _list_folder(self, repo: CanvasFolder) -> Listing:
+    async def _list_folder(self, repo: CanvasFolder) -> Listing[str]:
         # Two context-wide listings (100 per page) instead of two requests per folder.
         context = (repo.context, repo.context_id)
         folders, files = await asyncio.gather(
@@ -84,31 +84,33 @@ class CanvasSource:
                     continue
                 local = namer.folder(str(folder_id), str(parent_id), folder["name"])
                 if folder.get("hidden_for_user") or folder.get("hidden"):
-                    skipped.append(Skipped(local + "/", "hidden"))
+                    skipped.append(Skipped(local + "/", CanvasSkip.HIDDEN))
                     continue
                 if folder.get("locked_for_user"):
                     skipped.append(
-                        Skipped(local + "/", "locked", folder.get("lock_explanation", ""))
+                        Skipped(local + "/", CanvasSkip.LOCKED, folder.get("lock_explanation", ""))
                     )
                     continue
                 visible.add(folder_id)
                 queue.append(folder_id)
 
-        remote: list[RemoteFile] = []
+        remote: list[RemoteFile[str]] = []
         mine = [f for f in files if f.get("folder_id") in visible]
         for file in sorted(mine, key=lambda f: (f.get("display_name") or "", f["id"])):
             path = namer.file(str(file["id"]), str(file["folder_id"]), _display_name(file))
             if file.get("hidden_for_user") or file.get("hidden"):
-                skipped.append(Skipped(path, "hidden"))
+                skipped.append(Skipped(path, CanvasSkip.HIDDEN))
             elif file.get("locked_for_user") or not file.get("url"):
-                skipped.append(Skipped(path, "locked", _plain(file.get("lock_explanation"))))
+                skipped.append(
+                    Skipped(path, CanvasSkip.LOCKED, _plain(file.get("lock_explanation")))
+                )
             else:
                 remote.append(_remote(path, file))
         return Listing(repo.name, tuple(remote), tuple(skipped))
 
     async def download(
         self,
-        file: RemoteFile,
+        file: RemoteFile[str],
         dest: Path,
         *,
         max_bytes: int | None,
@@ -116,13 +118,13 @@ class CanvasSource:
     ) -> int:
         try:
             return await self.api.session.download(
-                file.source, dest, max_bytes=max_bytes, on_bytes=on_bytes
+                file.handle, dest, max_bytes=max_bytes, on_bytes=on_bytes
             )
         except HTTPStatusError as error:
             raise http_error(error, f"“{file.path}”") from None
         except ResponseTooLarge as error:
             # Larger than the listing said: excluded like any file over the limit.
-            raise SkipFile("too_large", f"more than {size_text(error.limit)}") from None
+            raise SkipFile(SyncSkip.TOO_LARGE, f"more than {size_text(error.limit)}") from None
 
 
 def _plain(explanation: str | None) -> str:
@@ -134,6 +136,7 @@ def _display_name(file: dict[str, Any]) -> str:
     return str(file.get("display_name") or file.get("filename") or file["id"])
 
 
-def _remote(path: str, file: dict[str, Any]) -> RemoteFile:
+def _remote(path: str, file: dict[str, Any]) -> RemoteFile[str]:
+    """A Canvas file's download handle is its `url` (`/files/:id/download`)."""
     size = file.get("size")
     return RemoteFile(path, int(size) if size is not None else None, change_key(file), file["url"])

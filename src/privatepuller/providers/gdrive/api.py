@@ -33,9 +33,10 @@ from ...http.session import (
     SessionOptions,
 )
 from ...sizes import size_text
-from ...sync.source import EntryCount, ListingLimits, SkipFile
+from ...sync.source import EntryCount, ListingLimits, SkipFile, SyncSkip
 from .links import ID_RE, RESOURCE_KEY_RE
 from .policy import google_error_reason
+from .skips import DriveSkip
 
 PAGE_SIZE = 1000  # Drive's maximum
 MAX_KEYS_PER_REQUEST = 20  # X-Goog-Drive-Resource-Keys: the item and its nearest ancestors
@@ -282,7 +283,7 @@ class DriveAPI:
         except ResponseTooLarge as error:
             # Larger than the listing said (exports have no size): excluded like any file
             # over the limit.
-            raise SkipFile("too_large", f"more than {size_text(error.limit)}") from None
+            raise SkipFile(SyncSkip.TOO_LARGE, f"more than {size_text(error.limit)}") from None
 
 
 def _session_error(error: LoginExpired | RateLimited) -> PullError:
@@ -312,25 +313,28 @@ ACCOUNT_REASONS = frozenset(
         "rateLimitExceeded",
     }
 )
-# One file's 403 on a download or export -> the reason it is reported under (words for
-# students: server/events.py SKIP_REASONS) and what would help.
-FILE_REFUSALS: dict[str, tuple[str, str]] = {
+# One file's 403 on a download or export -> the reason it is reported under and what would
+# help.
+FILE_REFUSALS: dict[str, tuple[DriveSkip, str]] = {
     # Only the owner may download a flagged file, with acknowledgeAbuse=true: never sent.
-    "cannotDownloadAbusiveFile": ("abusive", "ask your instructor to check it and replace it"),
+    "cannotDownloadAbusiveFile": (
+        DriveSkip.ABUSIVE,
+        "ask your instructor to check it and replace it",
+    ),
     "cannotDownloadFile": (
-        "download_disabled",
+        DriveSkip.DOWNLOAD_DISABLED,
         "ask your instructor to allow downloading, or to share it as Editor",
     ),
     "insufficientFilePermissions": (
-        "download_disabled",
+        DriveSkip.DOWNLOAD_DISABLED,
         "ask your instructor to allow downloading, or to share it as Editor",
     ),
     "downloadQuotaExceeded": (
-        "download_quota",
+        DriveSkip.DOWNLOAD_QUOTA,
         "it was downloaded too many times; this usually clears within 24 hours",
     ),
-    "fileNotDownloadable": ("not_downloadable", "Google Drive cannot send it in this form"),
-    "fileNotExportable": ("not_downloadable", "Google Drive cannot send it in this form"),
+    "fileNotDownloadable": (DriveSkip.NOT_DOWNLOADABLE, "Google Drive cannot send it in this form"),
+    "fileNotExportable": (DriveSkip.NOT_DOWNLOADABLE, "Google Drive cannot send it in this form"),
 }
 
 
@@ -348,7 +352,9 @@ def file_refusal(error: HTTPStatusError, what: str) -> SkipFile | None:
         return skip if isinstance(skip, SkipFile) else None
     if reason in FILE_REFUSALS:
         return SkipFile(*FILE_REFUSALS[reason])
-    return SkipFile("refused", f"Google Drive answered 403{f' ({reason})' if reason else ''}")
+    return SkipFile(
+        DriveSkip.REFUSED, f"Google Drive answered 403{f' ({reason})' if reason else ''}"
+    )
 
 
 def _error_domain(body: bytes) -> str | None:
@@ -391,7 +397,7 @@ def drive_error(
             )
         if reason == "exportSizeLimitExceeded":
             return SkipFile(
-                "export_too_large",
+                DriveSkip.EXPORT_TOO_LARGE,
                 f"{what} is too large for Google to convert (Google exports at most 10 MB). "
                 "Ask your instructor to split it or to upload it as a file (File → Download).",
             )

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DownloadFailed, NoAccess, NotFound
-from ...sync.manifest import Listing, RemoteFile, Skipped
 from ...sync.names import LocalNamer, sanitize_component, stem
-from ...sync.source import EntryCount
+from ...sync.source import EntryCount, Listing, RemoteFile, Skipped, SkipReason
 from .api import DriveAPI
 from .exports import (
     COLAB,
@@ -38,6 +37,7 @@ from .exports import (
     with_extension,
 )
 from .links import ID_RE, DriveRepo, GoogleDriveFile, GoogleDriveFolder
+from .skips import DriveSkip
 
 MAX_FOLDERS = 10_000  # folder visits per listing (shortcuts can multiply them)
 MAX_DEPTH = 40
@@ -45,7 +45,7 @@ MAX_DEPTH = 40
 
 @dataclass(frozen=True)
 class DriveDownload:
-    """What `GoogleDriveSource.download` needs for one file."""
+    """A Drive file's download handle: what `GoogleDriveSource.download` needs for it."""
 
     file_id: str
     export: ExportFormat | None  # None: a blob (alt=media)
@@ -67,7 +67,7 @@ class _Node:
     files: list[tuple[tuple[str, str, str, str], str, dict[str, Any], str]] = field(
         default_factory=list
     )
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # name, reason, detail
+    skipped: list[tuple[str, SkipReason, str]] = field(default_factory=list)  # name, why, detail
 
 
 Items = list[dict[str, Any]]
@@ -95,20 +95,20 @@ class GoogleDriveSource:
         self.exports = exports or ExportFormats()
         origin = str(api.session.origin)
         if isinstance(repo, GoogleDriveFolder):
-            self.key = f"gdrive:{origin}/folders/{repo.folder_id}"
+            self.source_id = f"gdrive:{origin}/folders/{repo.folder_id}"
             api.remember_resource_key(repo.folder_id, repo.resource_key)
         else:
-            self.key = f"gdrive:{origin}/files/{repo.file_id}"
+            self.source_id = f"gdrive:{origin}/files/{repo.file_id}"
             api.remember_resource_key(repo.file_id, repo.resource_key)
 
-    async def list(self) -> Listing:
+    async def list(self) -> Listing[DriveDownload]:
         if isinstance(self.repo, GoogleDriveFile):
             return await self._list_file(self.repo)
         return await self._list_folder(self.repo)
 
     # --- one file -------------------------------------------------------------------------
 
-    async def _list_file(self, repo: GoogleDriveFile) -> Listing:
+    async def _list_file(self, repo: GoogleDriveFile) -> Listing[DriveDownload]:
         item = await self.api.get_file(repo.file_id, what=f"“{repo.name}”")
         if item.get("trashed"):
             raise NotFound(
@@ -123,14 +123,14 @@ class GoogleDriveSource:
 
     # --- a folder tree --------------------------------------------------------------------
 
-    async def _list_folder(self, repo: GoogleDriveFolder) -> Listing:
+    async def _list_folder(self, repo: GoogleDriveFolder) -> Listing[DriveDownload]:
         root = _Node(repo.folder_id, repo.folder_id, repo.name, (repo.folder_id,), repo.drive_id)
         nodes = await self._walk(root)
 
         namer = LocalNamer()
         namer.root(root.visit_id)
         paths = {root.visit_id: ""}
-        remote: list[RemoteFile] = []
+        remote: list[RemoteFile[DriveDownload]] = []
         skipped: list[Skipped] = []
         for node in nodes:  # breadth-first: a folder is named before its children
             parent = paths[node.visit_id]
@@ -216,7 +216,7 @@ class GoogleDriveSource:
         name = str(item.get("name") or item.get("id") or "unnamed")
         item_id = str(item.get("id", ""))
         if not ID_RE.match(item_id):
-            node.skipped.append((name, "invalid", "Google Drive returned an unusable id"))
+            node.skipped.append((name, DriveSkip.INVALID, "Google Drive returned an unusable id"))
             return None
         mime = item.get("mimeType")
         if mime == SHORTCUT:
@@ -224,11 +224,13 @@ class GoogleDriveSource:
             target = targets.get(str(details.get("targetId") or ""))
             if target is None:
                 node.skipped.append(
-                    (name, "dangling_shortcut", "its target was deleted or is not shared")
+                    (name, DriveSkip.DANGLING_SHORTCUT, "its target was deleted or is not shared")
                 )
                 return None
             if target.get("mimeType") == SHORTCUT:
-                node.skipped.append((name, "dangling_shortcut", "it points to another shortcut"))
+                node.skipped.append(
+                    (name, DriveSkip.DANGLING_SHORTCUT, "it points to another shortcut")
+                )
                 return None
             if target.get("mimeType") != FOLDER:
                 local = self._local_name(name, target)
@@ -247,11 +249,15 @@ class GoogleDriveSource:
         folder_id = str(folder["id"])
         if folder_id in node.chain:
             node.skipped.append(
-                (name, "shortcut_loop", "it points to a folder that contains it; not followed")
+                (
+                    name,
+                    DriveSkip.SHORTCUT_LOOP,
+                    "it points to a folder that contains it; not followed",
+                )
             )
             return None
         if node.depth + 1 > MAX_DEPTH:
-            node.skipped.append((name, "too_deep", f"more than {MAX_DEPTH} folders deep"))
+            node.skipped.append((name, DriveSkip.TOO_DEEP, f"more than {MAX_DEPTH} folders deep"))
             return None
         child = _Node(
             visit_id=f"{node.visit_id}/{entry['id']}",
@@ -277,28 +283,32 @@ class GoogleDriveSource:
 
     def _plan(
         self, path: str, item: dict[str, Any], chain: tuple[str, ...]
-    ) -> RemoteFile | Skipped:
+    ) -> RemoteFile[DriveDownload] | Skipped:
         mime = str(item.get("mimeType", ""))
         file_id = str(item["id"])
         version = str(item.get("version", ""))
         if (item.get("capabilities") or {}).get("canDownload") is False:
             return Skipped(
                 path,
-                "download_disabled",
+                DriveSkip.DOWNLOAD_DISABLED,
                 "ask your instructor to allow downloading, or to share it as Editor",
             )
         if is_google_native(mime):
             export = self.exports.get(mime)
             if export is None and mime in EXPORT_CHOICES:
                 return Skipped(
-                    path, "not_exported", f"exporting a {kind_name(mime)} is turned off here"
+                    path,
+                    DriveSkip.NOT_EXPORTED,
+                    f"exporting a {kind_name(mime)} is turned off here",
                 )
             if export is None:
-                return Skipped(path, "not_exportable", f"a {kind_name(mime)} has no file form")
+                return Skipped(
+                    path, DriveSkip.NOT_EXPORTABLE, f"a {kind_name(mime)} has no file form"
+                )
             if _int(item.get("size")) > EXPORT_LIMIT:
                 return Skipped(
                     path,
-                    "export_too_large",
+                    DriveSkip.EXPORT_TOO_LARGE,
                     f"Google exports at most 10 MB and this {kind_name(mime)} is larger; ask "
                     "for it as a file",
                 )
@@ -314,29 +324,29 @@ class GoogleDriveSource:
 
     async def download(
         self,
-        file: RemoteFile,
+        file: RemoteFile[DriveDownload],
         dest: Path,
         *,
         max_bytes: int | None,
         on_bytes: Callable[[int], None],
     ) -> int:
-        source: DriveDownload = file.source
+        handle = file.handle
         what = f"“{file.path}”"
-        if source.export is not None:
+        if handle.export is not None:
             return await self.api.export(
-                source.file_id,
-                source.export.mime_type,
+                handle.file_id,
+                handle.export.mime_type,
                 dest,
                 what=what,
-                chain=source.chain,
+                chain=handle.chain,
                 max_bytes=max_bytes,
                 on_bytes=on_bytes,
             )
         return await self.api.download_blob(
-            source.file_id,
+            handle.file_id,
             dest,
             what=what,
-            chain=source.chain,
+            chain=handle.chain,
             max_bytes=max_bytes,
             on_bytes=on_bytes,
         )

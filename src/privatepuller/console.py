@@ -1,0 +1,96 @@
+"""What the command line (and the demo) show: a progress bar and a summary of a sync."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TextIO
+
+from .sizes import size_text
+from .sync.engine import KEPT_WORDS, SyncReport
+from .sync.source import SIZE_LIMITS, SkipReason, SyncSkip
+
+log = logging.getLogger("privatepuller")
+
+
+class BarProgress:
+    """A one-line progress bar (files and bytes) on a terminal; plain lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.files_total = self.files_done = 0
+        self.bytes_total = self.bytes_done = 0
+        self._last_draw = 0.0
+
+    def listed(self, files: int, total_bytes: int) -> None:
+        self.files_total, self.bytes_total = files, total_bytes
+        if files:
+            self._line(f"Downloading {files} file(s), {size_text(total_bytes)}")
+        else:
+            self._line("Everything is up to date; nothing to download")
+
+    def advanced(self, nbytes: int) -> None:
+        self.bytes_done += nbytes
+        self._draw()
+
+    def file_done(self, path: str, size: int) -> None:
+        self.files_done += 1
+        if not self.tty:
+            self._line(f"  {path} ({size_text(size)})")
+        self._draw(force=self.files_done == self.files_total)
+
+    def waiting(self, seconds: float, provider: str) -> None:
+        self._line(f"  {provider} asks us to slow down; retrying in {seconds:.0f} s")
+
+    def git_output(self, line: str) -> None:
+        log.debug("git: %s", line)
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.tty or (not force and time.monotonic() - self._last_draw < 0.1):
+            return
+        self._last_draw = time.monotonic()
+        fraction = self.bytes_done / self.bytes_total if self.bytes_total else 1.0
+        bar = "#" * int(30 * fraction)
+        self.stream.write(
+            f"\r[{bar:<30}] {self.files_done}/{self.files_total} files, "
+            f"{size_text(self.bytes_done)} of {size_text(self.bytes_total)}"
+        )
+        if force:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+# Every reason's words are its own (`reason.words`), but for the size limits: on the command
+# line they are not a hub's but the options that set them.
+CLI_WORDS: dict[SkipReason, str] = {
+    SyncSkip.TOO_LARGE: "larger than the limit for one file (--max-file-size)",
+    SyncSkip.TOTAL_CAP: "past the limit for the whole folder (--max-total-size)",
+}
+
+
+def summary(report: SyncReport) -> str:
+    lines = [
+        f"Synced “{report.name}” into {report.target}",
+        f"  added {len(report.added)}, updated {len(report.updated)}, "
+        f"removed {len(report.removed)}, unchanged {report.unchanged}"
+        + (f", kept {len(report.kept)}" if report.kept else "")
+        + f"; downloaded {report.downloaded_files} file(s), {size_text(report.downloaded_bytes)}",
+    ]
+    for title, files in (("excluded", report.excluded), ("skipped", report.skipped)):
+        if files:
+            lines.append(f"  {title} ({len(files)}):")
+        for s in files:
+            why = CLI_WORDS.get(s.reason, s.reason.words)
+            detail = f" ({s.detail})" if s.detail else ""
+            if s.reason in SIZE_LIMITS:
+                line = f"    {s.path}{detail}: {why}"
+            else:
+                line = f"    {s.path}: {why}{detail}"
+            lines.append(line + (f"; {KEPT_WORDS}" if report.keeps_copy(s.path) else ""))
+    return "\n".join(lines)
