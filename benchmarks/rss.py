@@ -32,7 +32,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["who"] == "ours":
         from privatepuller.credentials.sources import EnvCredentialSource
         from privatepuller.pull import pull
-        from privatepuller.sync.engine import SyncConfig
+        from privatepuller.sync.config import SyncConfig
 
         config = SyncConfig(
             home=Path(spec["home"]),

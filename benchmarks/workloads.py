@@ -101,7 +101,7 @@ async def our_pull(
 ) -> tuple[Any, float]:
     from privatepuller.credentials.sources import EnvCredentialSource
     from privatepuller.pull import pull
-    from privatepuller.sync.engine import SyncConfig
+    from privatepuller.sync.config import SyncConfig
 
     started = time.perf_counter()
     report = await pull(
@@ -121,7 +121,7 @@ def session_concurrency(provider: str) -> int:
 
 
 def download_concurrency() -> int:
-    from privatepuller.sync.engine import SyncConfig
+    from privatepuller.sync.config import SyncConfig
 
     return SyncConfig().concurrency
 

@@ -15,7 +15,7 @@ from privatepuller.credentials.sources import CredentialSource, EnvCredentialSou
 from privatepuller.http.session import SessionOptions
 from privatepuller.providers import provider_for
 from privatepuller.providers.canvas.policy import CANVAS_POLICY
-from privatepuller.sync.engine import SyncConfig
+from privatepuller.sync.config import SyncConfig
 from privatepuller.sync.source import ListingLimits, Source
 from privatepuller.testing.canvas.fake import FakeCanvas
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser

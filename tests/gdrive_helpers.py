@@ -14,7 +14,8 @@ import pytest
 
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.pull import pull
-from privatepuller.sync.engine import SyncConfig, SyncReport
+from privatepuller.sync.config import SyncConfig
+from privatepuller.sync.engine import SyncReport
 from privatepuller.testing.drive.fake import FakeDrive, FakeItem, RecordedRequest, populate_demo
 
 BACKOFF_SCALE = 0.01  # Google's real schedule (1 s, 2 s, 4 s ... 32 s) 100 times faster

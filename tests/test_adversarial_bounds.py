@@ -49,6 +49,7 @@ from privatepuller.credentials.tokens import StaticToken
 from privatepuller.errors import (
     ConfigurationError,
     DownloadFailed,
+    ListingFailed,
     TimedOut,
     TooBig,
     UnsafeRequest,
@@ -62,8 +63,8 @@ from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.pull import pull
 from privatepuller.server.config import PrivatePuller
 from privatepuller.sync import engine
-from privatepuller.sync.engine import SyncConfig
-from privatepuller.sync.origin import LocalOrigin
+from privatepuller.sync.config import SyncConfig
+from privatepuller.sync.local_origin import LocalOrigin
 from privatepuller.sync.source import ListingLimits
 from privatepuller.testing.drive.fake import FakeDrive
 from server_helpers import JupyterServer, ServiceThread, outputs, tree
@@ -449,7 +450,7 @@ async def test_a_listing_page_trickling_below_the_minimum_throughput_is_stalled(
     trickle.body = json.dumps([{"id": i} for i in range(5000)]).encode()
     trickle.content_type = "application/json"
     hostile.canvas.redirect(FILES_API, trickle.url + "/api/files")
-    with pytest.raises(DownloadFailed, match="too slowly"):
+    with pytest.raises(ListingFailed, match="too slowly"):
         await pull_course(hostile, min_throughput=MIN_RATE, throughput_window=WINDOW)
     assert trickle.connections == CANVAS_POLICY.max_attempts and trickle.completed == 0
     assert not (hostile.workdir / "Data Science 101").exists()
@@ -468,7 +469,7 @@ async def test_headers_trickled_a_byte_at_a_time_count_as_stalled(trickle: Trick
         timeout=aiohttp.ClientTimeout(sock_connect=0.3, sock_read=0.3),
     )
     async with session:
-        with pytest.raises(DownloadFailed, match="too slowly"):
+        with pytest.raises(ListingFailed, match="too slowly"):
             await session.get_json(trickle.url + "/api")
     assert trickle.connections == 2 and trickle.completed == 0
     assert await eventually(lambda: trickle.hung_up == 2)

@@ -32,13 +32,15 @@ from adversarial_helpers import (
 from conftest import CanvasWorld, open_repo
 from gdrive_helpers import DriveWorld, make_world, pull_drive
 from privatepuller.credentials.sources import EnvCredentialSource
-from privatepuller.errors import DownloadFailed, MergeFailed, PullError
+from privatepuller.errors import DownloadFailed, ListingFailed, MergeFailed, PullError
 from privatepuller.providers.canvas.links import CanvasFolder
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.source import MAX_FOLDERS
 from privatepuller.pull import pull
-from privatepuller.sync.engine import MiB, SyncConfig, apply_limits, drop_unwritable
+from privatepuller.sizes import MiB
+from privatepuller.sync.config import SyncConfig
 from privatepuller.sync.names import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
+from privatepuller.sync.plan import apply_limits, drop_unwritable
 from privatepuller.testing.drive.fake import FakeDrive
 
 # Names a file or folder can have in Canvas or Drive (Drive allows "/" too).
@@ -442,7 +444,7 @@ async def test_a_listing_that_never_ends_is_refused_with_bounded_memory(
         raise AssertionError("the sync succeeded")
 
     error, peak = await measured(attempt())
-    assert isinstance(error, DownloadFailed), error
+    assert isinstance(error, ListingFailed), error
     assert "far more data than a listing has" in error.message
     assert "Nothing was changed" in error.message
     assert peak < 96 * MiB, peak
@@ -523,7 +525,7 @@ async def test_shortcut_fan_out_is_bounded_with_a_clear_error(drive_world: Drive
         for k in range(2):  # two ways down from every level: 2**16 paths
             drive.add_shortcut(f"down {k}", upper.id, lower.id)
     started = time.monotonic()
-    with pytest.raises(DownloadFailed, match=f"more than {MAX_FOLDERS} folders"):
+    with pytest.raises(ListingFailed, match=f"more than {MAX_FOLDERS} folders"):
         await pull_drive(drive_world, drive_world.folder_url(root))
     assert time.monotonic() - started < 30
     assert not (drive_world.workdir / "Ladder").exists()

@@ -49,9 +49,10 @@ from leak_scan import observe, scan_tree_now
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import DiskFull, PullError, SyncBusy
 from privatepuller.pull import pull
-from privatepuller.sync.engine import SyncConfig, SyncReport
+from privatepuller.sync.config import SyncConfig
+from privatepuller.sync.engine import SyncReport
+from privatepuller.sync.local_origin import LocalOrigin
 from privatepuller.sync.merge import UNFINISHED
-from privatepuller.sync.origin import LocalOrigin
 from privatepuller.testing.canvas.fake import FakeCanvas
 from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeDrive
 

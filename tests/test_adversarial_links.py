@@ -31,14 +31,14 @@ from adversarial_helpers import (
 from conftest import CanvasWorld
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.errors import (
-    DownloadFailed,
+    ListingFailed,
     PullError,
     UnsafeRequest,
     UnsupportedURL,
     WrongHost,
 )
 from privatepuller.pull import parse_link, pull
-from privatepuller.sync.engine import SyncConfig
+from privatepuller.sync.config import SyncConfig
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeItem
 from server_helpers import DriveThread, JupyterServer, ServiceThread, outputs, tree
@@ -212,7 +212,7 @@ async def test_canvas_api_redirect_to_another_origin_carries_no_token(
     # The file list answers with a redirect to another origin, which serves a login page.
     page = evil.reply("/login", Reply(b"<html>Log in</html>", content_type="text/html"))
     hostile.canvas.redirect(r"^/api/v1/courses/\d+/files\?", page)
-    with pytest.raises(DownloadFailed, match="Canvas returned something unexpected"):
+    with pytest.raises(ListingFailed, match="Canvas returned something unexpected"):
         await pull_course(hostile)
     assert [r.target.split("?")[0] for r in evil.requests] == ["/login"]
     assert_evil_got_no_credential(evil, hostile.student.token)
@@ -282,7 +282,7 @@ async def test_a_next_page_on_another_origin_is_refused_not_followed(
         course=hostile.course.id,
     )
     hostile.canvas.edit_link(r"^/api/v1/courses/\d+/files\?", lambda _: f'<{target}>; rel="next"')
-    with pytest.raises((DownloadFailed, UnsafeRequest)):
+    with pytest.raises((ListingFailed, UnsafeRequest)):
         await pull_course(hostile)
     assert evil.requests == []
     assert not [r for r in hostile.canvas.requests if "page=2" in r.path_qs]

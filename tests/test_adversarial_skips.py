@@ -35,15 +35,13 @@ from privatepuller.providers.gdrive.skips import DriveSkip
 from privatepuller.providers.repoproviders import Fetcher
 from privatepuller.pull import pull
 from privatepuller.server.events import report_lines
-from privatepuller.sync.engine import (
-    SyncConfig,
-    SyncReport,
-    keep_earlier_copies,
-    origin_for,
-)
+from privatepuller.sync.config import SyncConfig
+from privatepuller.sync.engine import SyncReport
+from privatepuller.sync.local_origin import LocalOrigin
 from privatepuller.sync.manifest import ManifestEntry
-from privatepuller.sync.origin import LocalOrigin
+from privatepuller.sync.plan import keep_earlier_copies
 from privatepuller.sync.source import Skipped, SyncSkip
+from privatepuller.sync.store import origin_for
 from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL, FakeDrive, FakeItem
 from server_helpers import DriveThread, JupyterServer, outputs, tree
 from test_cli import canvas_env, run

@@ -21,7 +21,9 @@ from privatepuller.errors import (
 )
 from privatepuller.providers.canvas.policy import CANVAS_POLICY
 from privatepuller.pull import pull
-from privatepuller.sync.engine import MiB, SyncReport, origin_for
+from privatepuller.sizes import MiB
+from privatepuller.sync.engine import SyncReport
+from privatepuller.sync.store import origin_for
 
 
 async def pull_course(world: CanvasWorld, suffix: str = "", **kwargs) -> SyncReport:

@@ -85,7 +85,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "CANVAS_ACCESS_TOKEN": student.token,
             **drive_thread.env(),
         },
-        args=["--PrivatePuller.backoff_scale=0.02"],
+        # Four downloads at once (not all seven): the progress page stays up for a second
+        # round, long enough to be watched and photographed.
+        args=["--PrivatePuller.backoff_scale=0.02", "--PrivatePuller.concurrency=4"],
     )
     shots = Path(os.environ.get("PRIVATEPULLER_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
     shots.mkdir(parents=True, exist_ok=True)

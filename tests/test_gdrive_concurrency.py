@@ -10,7 +10,7 @@ from pathlib import Path
 from gdrive_helpers import tree
 from privatepuller.credentials.sources import EnvCredentialSource
 from privatepuller.pull import pull
-from privatepuller.sync.engine import SyncConfig
+from privatepuller.sync.config import SyncConfig
 from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 
 STUDENTS = 50

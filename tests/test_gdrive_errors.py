@@ -37,9 +37,9 @@ from privatepuller.http.session import SessionOptions
 from privatepuller.providers.gdrive.links import GoogleDriveFolder
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 from privatepuller.providers.gdrive.source import DriveDownload
-from privatepuller.sync.engine import origin_for
 from privatepuller.sync.progress import NullProgress
 from privatepuller.sync.source import RemoteFile, SkipFile
+from privatepuller.sync.store import origin_for
 from privatepuller.testing.drive.demo import notebook
 from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 

@@ -31,7 +31,8 @@ from privatepuller.providers.gdrive.exports import ExportFormats
 from privatepuller.providers.gdrive.links import GoogleDriveFolder, GoogleDriveFolderLink
 from privatepuller.providers.gdrive.policy import GOOGLE_POLICY
 from privatepuller.providers.repoproviders import register
-from privatepuller.sync.engine import MiB, sync
+from privatepuller.sizes import MiB
+from privatepuller.sync.engine import sync
 from privatepuller.testing.drive.demo import notebook
 from privatepuller.testing.drive.fake import COLAB
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import CanvasWorld, blob_id
 from privatepuller.pull import pull
 from privatepuller.sync.engine import SyncReport
-from privatepuller.sync.origin import ORIGIN_CONFIG, GitError, LocalOrigin
+from privatepuller.sync.local_origin import ORIGIN_CONFIG, GitError, LocalOrigin
 
 
 def git(folder: Path, *args: str) -> str:

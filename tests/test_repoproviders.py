@@ -98,7 +98,7 @@ async def test_a_public_drive_folder_without_a_service_account_is_left_to_repopr
 async def test_a_drive_link_that_cannot_be_resolved_is_an_answer_not_an_exception() -> None:
     # Drive credentials for an API nobody answers: resolving fails, and says so.
     env = {"GOOGLE_DRIVE_ACCESS_TOKEN": "t", "GOOGLE_DRIVE_API_URL": "http://127.0.0.1:9/drive/v3/"}
-    from privatepuller.sync.engine import SyncConfig
+    from privatepuller.sync.config import SyncConfig
 
     register(EnvCredentialSource(env), SyncConfig(backoff_scale=0.0001))
     url = f"https://drive.google.com/drive/folders/{FID}"

@@ -25,7 +25,8 @@ from privatepuller.server.events import (
     scrub,
     unexpected_error_event,
 )
-from privatepuller.sync.engine import MiB, SyncReport
+from privatepuller.sizes import MiB
+from privatepuller.sync.engine import SyncReport
 from privatepuller.sync.source import Skipped, SyncSkip
 
 CANVAS_URL = "https://canvas.example.edu/courses/12/files/folder/Week%201"

@@ -17,7 +17,7 @@ from .errors import PullError
 from .link import make_link
 from .pull import parse_link, pull, resolve_link
 from .sizes import MiB
-from .sync.engine import SyncConfig
+from .sync.config import SyncConfig
 
 
 def _config(args: argparse.Namespace) -> SyncConfig:

@@ -22,7 +22,8 @@ from pathlib import Path
 from .console import BarProgress, summary
 from .credentials.sources import EnvCredentialSource
 from .pull import pull
-from .sync.engine import SyncConfig, SyncReport
+from .sync.config import SyncConfig
+from .sync.engine import SyncReport
 
 
 async def run_demo(parent: Path, *, drive: bool = False) -> int:

@@ -58,8 +58,15 @@ class RateLimited(PullError):
     code = "rate_limited"
 
 
+class ListingFailed(PullError):
+    """Reading a folder's list (or what a link names) failed in a way retries did not fix: the
+    provider answered something unexpected, a partial or looping list, an error status."""
+
+    code = "listing_failed"
+
+
 class DownloadFailed(PullError):
-    """The provider or the network failed in a way retries did not fix."""
+    """Downloading a file failed in a way retries did not fix."""
 
     code = "download_failed"
 

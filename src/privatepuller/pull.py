@@ -20,10 +20,12 @@ from .errors import NoAccess, NotFound, UnsupportedURL
 from .http.session import SessionOptions
 from .providers import provider_for, recognise
 from .providers.base import Exists, NotVisible, Provider
-from .sync.engine import SyncConfig, SyncReport, origin_for, sync
+from .sync.config import SyncConfig
+from .sync.engine import SyncReport, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress
 from .sync.source import ListingLimits, Source
+from .sync.store import origin_for
 from .targets import claim_target, visible_name
 
 # A provider's link (frozen, hashable): what a URL names, not yet checked.
@@ -75,6 +77,7 @@ def session_options(
     """A provider's session settings for this sync (backoff clock, stall timeout, waits)."""
     return SessionOptions(
         provider.policy.scaled(config.backoff_scale),
+        concurrency=config.concurrency,
         read_timeout=config.read_timeout,
         on_wait=progress.waiting if progress else None,
         min_throughput=config.min_throughput,

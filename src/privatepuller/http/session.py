@@ -27,7 +27,15 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from ..errors import DiskFull, DownloadFailed, LoginExpired, PullError, RateLimited, UnsafeRequest
+from ..errors import (
+    DiskFull,
+    DownloadFailed,
+    ListingFailed,
+    LoginExpired,
+    PullError,
+    RateLimited,
+    UnsafeRequest,
+)
 from .addresses import GuardedResolver, check_literal_host
 from .backoff import AdaptiveLimit, BackoffPolicy, Verdict
 from .origin import Origin, safe_url
@@ -40,6 +48,8 @@ ERROR_BODY_LIMIT = 64 * 1024
 JSON_BODY_LIMIT = 32 * 1024 * 1024
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
+# Requests at once to one origin (a throttled session lowers its own limit for a while).
+DEFAULT_CONCURRENCY = 8
 # A body slower than this on average over the window counts as stalled (and is retried).
 DEFAULT_MIN_THROUGHPUT = 1024.0  # bytes per second
 DEFAULT_THROUGHPUT_WINDOW = 30.0  # seconds
@@ -137,7 +147,7 @@ class SessionOptions:
     hears about throttling waits (the progress display)."""
 
     policy: BackoffPolicy
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     read_timeout: float = 60.0
     on_wait: WaitCallback | None = field(default=None, compare=False)
     min_throughput: float = DEFAULT_MIN_THROUGHPUT
@@ -163,7 +173,7 @@ class ReadOnlySession:
         tokens: TokenProvider,
         policy: BackoffPolicy,
         *,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_CONCURRENCY,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         on_wait: WaitCallback | None = None,
         extra_headers: Mapping[str, str] | None = None,
@@ -219,8 +229,12 @@ class ReadOnlySession:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        listing: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A successful (< 400) response, after retries; its body is the caller's to read."""
+        """A successful (< 400) response, after retries; its body is the caller's to read.
+
+        A failure that retries did not fix is `ListingFailed` when `listing` (a folder's list,
+        what a link names), else `DownloadFailed`."""
         method = method.upper()
         if method not in SAFE_METHODS:
             raise UnsafeRequest(f"Refusing to send {method}: privatepuller only reads (GET).")
@@ -236,7 +250,7 @@ class ReadOnlySession:
             await self._limit.acquire()
             try:
                 try:
-                    response, remaining = await self._send(method, url, headers or {})
+                    response, remaining = await self._send(method, url, headers or {}, listing)
                 except (aiohttp.ClientError, TimeoutError) as error:
                     verdict, failure = Verdict.SERVER_ERROR, error
                 else:
@@ -269,7 +283,7 @@ class ReadOnlySession:
                     "again, then click the link once more."
                 )
             if attempt >= self.policy.max_attempts:
-                raise self._gave_up(verdict, url, failure)
+                raise self._gave_up(verdict, url, failure, listing)
             if verdict is Verdict.THROTTLED:
                 self.stats.throttled += 1
                 await self._limit.throttled()
@@ -296,13 +310,15 @@ class ReadOnlySession:
         while True:
             attempt += 1
             try:
-                async with self.request("GET", url, params=params, headers=headers) as response:
+                async with self.request(
+                    "GET", url, params=params, headers=headers, listing=True
+                ) as response:
                     body = bytearray()
                     pace = self._pace(response)
                     while chunk := await pace.read():
                         body += chunk
                         if len(body) > JSON_BODY_LIMIT:
-                            raise DownloadFailed(
+                            raise ListingFailed(
                                 f"{Origin.of(response.url).host} answered with far more data "
                                 "than a listing has, so the sync was stopped. Nothing was "
                                 "changed; try again later, and tell your instructor if it "
@@ -310,7 +326,7 @@ class ReadOnlySession:
                             )
                     return (json.loads(body) if body.strip() else None), response.headers
             except TRANSFER_ERRORS as error:
-                await self._retry_transfer(attempt, url, error)
+                await self._retry_transfer(attempt, url, error, listing=True)
 
     async def download(
         self,
@@ -363,15 +379,17 @@ class ReadOnlySession:
     def _pace(self, response: aiohttp.ClientResponse) -> _Pace:
         return _Pace(response.content, self._min_throughput, self._throughput_window)
 
-    async def _retry_transfer(self, attempt: int, url: URL | str, error: BaseException) -> None:
+    async def _retry_transfer(
+        self, attempt: int, url: URL | str, error: BaseException, *, listing: bool = False
+    ) -> None:
         """After a body was cut off or stalled: wait before the next attempt, or give up."""
         if attempt >= self.policy.max_attempts:
-            raise self._gave_up(Verdict.SERVER_ERROR, URL(url), error) from None
+            raise self._gave_up(Verdict.SERVER_ERROR, URL(url), error, listing) from None
         self.stats.retries += 1
         await asyncio.sleep(self.policy.delay(attempt))
 
     async def _send(
-        self, method: str, url: URL, headers: Mapping[str, str]
+        self, method: str, url: URL, headers: Mapping[str, str], listing: bool
     ) -> tuple[aiohttp.ClientResponse, str | None]:
         """The final response after redirects, and the last budget any hop reported in the
         policy's `remaining_header` (an API may send it on the redirect of a download, and the
@@ -407,7 +425,8 @@ class ReadOnlySession:
                 url = url.join(URL(location))
                 continue
             return response, remaining
-        raise DownloadFailed(f"{safe_url(url)} redirected too many times.")
+        failed = ListingFailed if listing else DownloadFailed
+        raise failed(f"{safe_url(url)} redirected too many times.")
 
     async def _observe(self, remaining: str | None, verdict: Verdict) -> None:
         if remaining is not None:
@@ -416,7 +435,9 @@ class ReadOnlySession:
         elif verdict is Verdict.OK:
             await self._limit.healthy()
 
-    def _gave_up(self, verdict: Verdict, url: URL, failure: BaseException) -> PullError:
+    def _gave_up(
+        self, verdict: Verdict, url: URL, failure: BaseException, listing: bool
+    ) -> PullError:
         where = Origin.of(url)
         if verdict is Verdict.THROTTLED:
             return RateLimited(
@@ -431,6 +452,11 @@ class ReadOnlySession:
             detail = "it stopped answering"
         else:
             detail = "the connection kept failing"
+        if listing:
+            return ListingFailed(
+                f"Could not read from {where.host}: {detail}. Nothing was changed; "
+                "try again in a few minutes."
+            )
         return DownloadFailed(
             f"Could not download from {where.host}: {detail}. Nothing was changed; "
             "try again in a few minutes."

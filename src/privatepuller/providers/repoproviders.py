@@ -25,7 +25,8 @@ from ..credentials.hub import default_credential_source
 from ..credentials.sources import CredentialSource
 from ..errors import NotConfigured, PullError, UnsupportedURL, WrongHost
 from ..pull import Resolved, open_source, resolve_link
-from ..sync.engine import SyncConfig, download_tree
+from ..sync.config import SyncConfig
+from ..sync.store import download_tree
 from . import PROVIDERS, provider_for
 from .base import DoesNotExist, Exists, MaybeExists
 

@@ -18,9 +18,9 @@ from traitlets.config import Configurable
 
 from ..credentials.hub import DEFAULT_SOURCES
 from ..credentials.sources import CredentialSource, chained
-from ..http.session import DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
+from ..http.session import DEFAULT_CONCURRENCY, DEFAULT_MIN_THROUGHPUT, DEFAULT_THROUGHPUT_WINDOW
 from ..sizes import MiB
-from ..sync.engine import SyncConfig, default_home
+from ..sync.config import SyncConfig, default_home
 from ..sync.source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES
 
 
@@ -37,7 +37,11 @@ class PrivatePuller(Configurable):
         config=True,
         help="Files past this running total (bytes) are not copied; the student is told.",
     )
-    concurrency = Int(4, config=True, help="Downloads at once (lowered when throttled).")
+    concurrency = Int(
+        DEFAULT_CONCURRENCY,
+        config=True,
+        help="Requests (and downloads) at once to a provider (lowered when throttled).",
+    )
     lock_wait = Float(
         0.0,
         config=True,

@@ -15,15 +15,15 @@ from ..errors import SyncBusy
 
 
 @asynccontextmanager
-async def exclusive(lock_dir: Path, key: str, *, wait: float = 0.0) -> AsyncIterator[None]:
-    """Hold an flock named after `key`; wait up to `wait` seconds, then raise `SyncBusy`.
+async def exclusive(lock_dir: Path, name: str, *, wait: float = 0.0) -> AsyncIterator[None]:
+    """Hold an flock named after `name`; wait up to `wait` seconds, then raise `SyncBusy`.
 
     flock locks belong to an open file description, so two syncs in one process exclude each
     other as well as two processes do; the kernel releases them if the process dies.
     """
     lock_dir.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
-    fd = os.open(lock_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+    filename = hashlib.sha256(name.encode()).hexdigest()[:32] + ".lock"
+    fd = os.open(lock_dir / filename, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -31,7 +31,7 @@ from typing import Any
 from nbgitpuller.pull import GitPuller
 
 from ..errors import DiskFull, MergeFailed, PullError, SyncBusy
-from .origin import BRANCH
+from .local_origin import BRANCH
 from .space import free_bytes, looks_full, store_failed
 
 UNFINISHED = "privatepuller-merging"  # in the folder's .git while a merge runs

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from yarl import URL
 
 from ...credentials.sources import CanvasCredentials
-from ...errors import DownloadFailed, NoAccess, NotFound
+from ...errors import DownloadFailed, ListingFailed, NoAccess, NotFound, PullError
 from ...http.session import (
     HTTPStatusError,
     ReadOnlySession,
@@ -68,7 +68,7 @@ class CanvasAPI:
         except HTTPStatusError as error:
             raise http_error(error, what) from None
         except ValueError:  # not JSON: an HTML error or login page, a proxy's answer
-            raise DownloadFailed(f"Canvas returned something unexpected for {what}.") from None
+            raise ListingFailed(f"Canvas returned something unexpected for {what}.") from None
 
     async def paginate(
         self, *segments: str, what: str, keep: frozenset[str] | None = None
@@ -85,13 +85,13 @@ class CanvasAPI:
         in_canvas = f"Canvas's {what.removeprefix('the ')}"
         while url is not None:
             if str(url) in seen:  # a server whose "next" loops would otherwise never end
-                raise DownloadFailed(f"Canvas returned a looping page list for {what}.")
+                raise ListingFailed(f"Canvas returned a looping page list for {what}.")
             if len(seen) >= self.limits.max_pages:  # ... and one whose "next" never repeats
                 raise self.limits.too_many(in_canvas, self.limits.max_pages, "pages")
             seen.add(str(url))
             data, headers = await self._get_json(url, what)
             if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
-                raise DownloadFailed(f"Canvas returned something unexpected for {what}.")
+                raise ListingFailed(f"Canvas returned something unexpected for {what}.")
             if len(items) + len(data) > self.limits.max_entries:
                 raise self.limits.too_many(in_canvas, self.limits.max_entries, "entries")
             items.extend(
@@ -100,17 +100,19 @@ class CanvasAPI:
             url = next_link(headers.get("Link", ""), self.base)
             if url is not None and url.origin() != self.base.origin():
                 # Never silently truncate (that would delete files from the snapshot).
-                raise DownloadFailed(f"Canvas sent the next page of {what} to another host.")
+                raise ListingFailed(f"Canvas sent the next page of {what} to another host.")
         return items
 
 
-def http_error(error: HTTPStatusError, what: str) -> Exception:
-    """Canvas statuses -> errors for people (throttling and expired tokens never get here)."""
+def http_error(error: HTTPStatusError, what: str, *, download: bool = False) -> PullError:
+    """Canvas statuses -> errors for people (throttling and expired tokens never get here);
+    any other status fails the listing, or the `download`."""
     if error.status == 404:
         return NotFound(f"Canvas could not find {what}.")
     if error.status in (401, 403):
         return NoAccess(f"You do not have access to {what} in Canvas.")
-    return DownloadFailed(f"Canvas answered {error.status} for {what}. Try again later.")
+    failed = DownloadFailed if download else ListingFailed
+    return failed(f"Canvas answered {error.status} for {what}. Try again later.")
 
 
 def next_link(header: str, base: URL) -> URL | None:

@@ -121,7 +121,7 @@ class CanvasSource:
                 file.handle, dest, max_bytes=max_bytes, on_bytes=on_bytes
             )
         except HTTPStatusError as error:
-            raise http_error(error, f"“{file.path}”") from None
+            raise http_error(error, f"“{file.path}”", download=True) from None
         except ResponseTooLarge as error:
             # Larger than the listing said: excluded like any file over the limit.
             raise SkipFile(SyncSkip.TOO_LARGE, f"more than {size_text(error.limit)}") from None

@@ -20,6 +20,7 @@ from ...credentials.sources import GoogleCredentials
 from ...errors import (
     ConfigurationError,
     DownloadFailed,
+    ListingFailed,
     LoginExpired,
     NoAccess,
     NotFound,
@@ -122,7 +123,7 @@ class DriveAPI:
             self.files_url(file_id), params, self.headers([file_id, *chain]), what
         )
         if not isinstance(data, dict) or data.get("id") != file_id:
-            raise DownloadFailed(f"Google Drive returned something unexpected for {what}.")
+            raise ListingFailed(f"Google Drive returned something unexpected for {what}.")
         return data
 
     async def list_children(
@@ -158,10 +159,10 @@ class DriveAPI:
             page_params = params if token is None else {**params, "pageToken": token}
             data = await self._get_json(self.files_url(), page_params, headers, what)
             if not isinstance(data, dict) or not isinstance(data.get("files", []), list):
-                raise DownloadFailed(f"Google Drive returned something unexpected for {what}.")
+                raise ListingFailed(f"Google Drive returned something unexpected for {what}.")
             if data.get("incompleteSearch"):
                 # A partial listing would delete files from the snapshot: refuse it.
-                raise DownloadFailed(
+                raise ListingFailed(
                     f"Google Drive could list only part of {what}. Nothing was changed; try "
                     "again in a few minutes."
                 )
@@ -172,7 +173,7 @@ class DriveAPI:
             if token is None:
                 return items
             if token in seen_tokens:
-                raise DownloadFailed(f"Google Drive returned a looping page list for {what}.")
+                raise ListingFailed(f"Google Drive returned a looping page list for {what}.")
             seen_tokens.add(token)
         raise self.limits.too_many(f"Google Drive's list of {what}", self.limits.max_pages, "pages")
 
@@ -245,13 +246,11 @@ class DriveAPI:
         try:
             data, _ = await self.session.get_json(url, params=params, headers=headers)
         except HTTPStatusError as error:
-            raise drive_error(error, what, self.account_email) from None
+            raise drive_error(error, what, self.account_email, download=False) from None
         except (LoginExpired, RateLimited) as error:
             raise _session_error(error) from None
         except ValueError:
-            raise DownloadFailed(
-                f"Google Drive returned something unexpected for {what}."
-            ) from None
+            raise ListingFailed(f"Google Drive returned something unexpected for {what}.") from None
         return data
 
     async def _download(
@@ -366,9 +365,11 @@ def _error_domain(body: bytes) -> str | None:
 
 
 def drive_error(
-    error: HTTPStatusError, what: str, email: str | None = None
+    error: HTTPStatusError, what: str, email: str | None = None, *, download: bool = True
 ) -> PullError | SkipFile:
-    """Drive statuses the policy does not retry -> errors for people (no token, no query)."""
+    """Drive statuses the policy does not retry -> errors for people (no token, no query);
+    a status that says nothing more fails the listing, or the `download`."""
+    failed = DownloadFailed if download else ListingFailed
     reason = google_error_reason(error.body) or ""
     share = email or "the hub's Google service account"
     if error.status == 404:
@@ -426,12 +427,12 @@ def drive_error(
             + f". Ask your instructor to share it with {share}."
         )
     if error.status == 400:
-        return DownloadFailed(
+        return failed(
             f"Google Drive rejected the request for {what}"
             + (f" ({reason})" if reason else "")
             + ". This is a bug in privatepuller; please report it."
         )
-    return DownloadFailed(
+    return failed(
         f"Google Drive answered {error.status} for {what}. Nothing was changed; try again in a "
         "few minutes."
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import DownloadFailed, NoAccess, NotFound
+from ...errors import ListingFailed, NoAccess, NotFound
 from ...sync.names import LocalNamer, sanitize_component, stem
 from ...sync.source import EntryCount, Listing, RemoteFile, Skipped, SkipReason
 from .api import DriveAPI
@@ -159,7 +159,7 @@ class GoogleDriveSource:
         while level:
             nodes.extend(level)
             if len(nodes) > MAX_FOLDERS:
-                raise DownloadFailed(
+                raise ListingFailed(
                     f"“{root.name}” has more than {MAX_FOLDERS} folders (counting shortcuts); "
                     "pull a smaller folder."
                 )

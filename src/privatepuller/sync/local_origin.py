@@ -100,9 +100,9 @@ class LocalOrigin:
             raise full from error
         for lock in [*self.path.glob("*.lock"), *(self.path / "refs").rglob("*.lock")]:
             lock.unlink(missing_ok=True)
-        for key, value in ORIGIN_CONFIG.items():  # origins made by older versions too
-            if self.git("config", "--default", "", "--get", key).strip() != value:
-                self.git("config", key, value)
+        for name, value in ORIGIN_CONFIG.items():  # origins made by older versions too
+            if self.git("config", "--default", "", "--get", name).strip() != value:
+                self.git("config", name, value)
         for leftover in self.staging_dir.iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -222,12 +222,13 @@ class BlobWriter:
         # Read as git writes, so that neither of its output pipes can fill up and stall it.
         self._out = asyncio.ensure_future(process.stdout.read())
         self._err = asyncio.ensure_future(process.stderr.read())
-        self._keys: list[str] = []  # in the order handed to git, which answers in that order
+        # Change keys in the order handed to git, which answers in that order.
+        self._change_keys: list[str] = []
 
-    async def add(self, key: str, path: Path) -> None:
-        """Store the file at `path` as `key`'s (a key not added before); `finish` gives its
-        blob id."""
-        self._keys.append(key)
+    async def add(self, change_key: str, path: Path) -> None:
+        """Store the file at `path` as `change_key`'s (one not added before); `finish` gives
+        its blob id."""
+        self._change_keys.append(change_key)
         if self._stdin.is_closing():
             return  # git has stopped; `finish` says why
         self._stdin.write(f"{path}\n".encode())
@@ -235,7 +236,7 @@ class BlobWriter:
             await self._stdin.drain()
 
     async def finish(self) -> dict[str, str]:
-        """Blob ids by key, in the order added, once git has stored every file."""
+        """Blob ids by change key, in the order added, once git has stored every file."""
         self._stdin.close()
         with contextlib.suppress(ConnectionError):
             await self._stdin.wait_closed()
@@ -243,9 +244,9 @@ class BlobWriter:
         if await self._process.wait() != 0:
             raise self._origin._failed("hash-object", err.decode(errors="replace"))
         blobs = out.decode().split()
-        if len(blobs) != len(self._keys):
+        if len(blobs) != len(self._change_keys):
             raise GitError("git hash-object returned the wrong number of ids")
-        return dict(zip(self._keys, blobs, strict=True))
+        return dict(zip(self._change_keys, blobs, strict=True))
 
     async def stop(self) -> None:
         if self._process.returncode is None:
