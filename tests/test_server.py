@@ -435,9 +435,9 @@ def test_merge_failure_offers_backup_and_backup_resyncs(world: World) -> None:
 
 
 def test_a_second_click_while_syncing_is_refused_and_corrupts_nothing(world: World) -> None:
-    # 16 files, 4 at a time, each download two slow requests: the first sync runs for seconds
+    # 32 files, 8 at a time, each download two slow requests: the first sync runs for seconds
     # after it starts downloading, while the second click needs about one to reach the lock.
-    files = {f"part{i}/file{i}.txt": f"content {i}\n".encode() for i in range(16)}
+    files = {f"part{i}/file{i}.txt": f"content {i}\n".encode() for i in range(32)}
     course = world.new_course("Slow Course", files)
     url = world.url(course)
     first_events: list[dict[str, Any]] = []

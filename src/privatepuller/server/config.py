@@ -22,6 +22,7 @@ from ..http.session import DEFAULT_CONCURRENCY, DEFAULT_MIN_THROUGHPUT, DEFAULT_
 from ..sizes import MiB
 from ..sync.config import SyncConfig, default_home
 from ..sync.source import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PAGES
+from .resolutions import Resolutions
 
 
 class PrivatePuller(Configurable):
@@ -122,6 +123,7 @@ class PrivatePuller(Configurable):
         return list(DEFAULT_SOURCES)
 
     _credentials: CredentialSource | None = None
+    _resolutions: Resolutions | None = None
 
     @default("home")
     def _home_default(self) -> str:
@@ -149,6 +151,12 @@ class PrivatePuller(Configurable):
             sources = [self._instantiate(cls) for cls in self.credential_sources]
             self._credentials = chained(*sources)
         return self._credentials
+
+    def resolutions(self) -> Resolutions:
+        """The clicks' resolutions, shared by each page and its stream."""
+        if self._resolutions is None:
+            self._resolutions = Resolutions()
+        return self._resolutions
 
     def _instantiate(self, cls: Any) -> CredentialSource:
         source: CredentialSource

@@ -103,6 +103,12 @@ def recognise(repo: str | None) -> Link | PullError | None:
         return error
 
 
+def click_key(handler: Any, link: Link) -> tuple[str, Link]:
+    """Whose click on which link: what a page and its stream share a resolution by."""
+    user = handler.current_user
+    return (str(getattr(user, "username", user)), link)
+
+
 def is_truthy_backup(value: str | None) -> bool:
     # nbgitpuller: any non-empty value asks for a backup.
     return bool(value)
@@ -203,12 +209,15 @@ class PrivateUIHandler(PageMixin, UIHandler):
         await self.flush()
 
     async def _default_target(self, link: Link) -> str:
+        """Resolve the link (the stream of this click takes the resolution: `Resolutions`)."""
         config = get_privatepuller(self.settings)
+        resolution = config.resolutions().start(
+            click_key(self, link),
+            lambda: resolve_link(link, config.credentials(), config.sync_config()),
+        )
         try:
-            resolved = await asyncio.wait_for(
-                resolve_link(link, config.credentials(), config.sync_config()),
-                config.resolve_timeout,
-            )
+            # Shielded: a slow resolution goes on for the stream after the page has rendered.
+            resolved = await asyncio.wait_for(asyncio.shield(resolution), config.resolve_timeout)
         except (PullError, TimeoutError):
             return ""  # the sync reports the reason, with a message for the student
         except Exception as error:  # noqa: BLE001 - the page must render; the sync reports
@@ -334,7 +343,6 @@ class PrivateSyncHandler(PageMixin, SyncHandler):
         self, repo: str, link: Link, targetpath: str, backup: bool, progress: SSEProgress
     ) -> SyncReport:
         config = get_privatepuller(self.settings)
-        credentials = config.credentials()
         sync_config = config.sync_config()
         parent = repo_parent_dir(self.settings)
 
@@ -348,7 +356,12 @@ class PrivateSyncHandler(PageMixin, SyncHandler):
         # A given targetpath is checked before any request to the provider; a folder that
         # exists must be one of privatepuller's copies (pull_resolved checks it is this link's).
         target = checked(targetpath, printable(repo)) if targetpath else None
-        resolved = await resolve_link(link, credentials, sync_config, progress)
+        # This click's page resolved the link already (or is resolving it): use that.
+        resolution = config.resolutions().take(click_key(self, link))
+        if resolution is not None:
+            resolved = await resolution
+        else:
+            resolved = await resolve_link(link, config.credentials(), sync_config, progress)
         if target is None:
             target = checked(default_target_name(resolved), resolved.name)
         return await pull_resolved(
