@@ -39,13 +39,18 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     get_base_handler(serverapp)
     from .config import PrivatePuller
     from .handlers import PrivateSyncHandler, PrivateUIHandler
+    from .link_builder import LinkAPIHandler, LinkBuilderHandler
 
     web_app = serverapp.web_app
     base_url = web_app.settings["base_url"]
     pull_url = url_path_join(base_url, "git-pull")
+    builder_url = url_path_join(base_url, "privatepuller", "link")
     handlers: list[Any] = [
         (url_path_join(pull_url, "api"), PrivateSyncHandler),
         (pull_url, PrivateUIHandler),
+        # The instructors' link builder and its JSON API (read-only: resolve and list).
+        (builder_url, LinkBuilderHandler),
+        (url_path_join(base_url, "privatepuller", "api", "link"), LinkAPIHandler),
     ]
     # nbgitpuller's page loads its script from its own static route; serve it if nbgitpuller's
     # extension is disabled, so git and private links keep working.
@@ -64,6 +69,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     web_app.add_handlers(".*", handlers)
     promote_our_rules(web_app)
     serverapp.log.info("privatepuller | Canvas and Google Drive links at %s", pull_url)
+    serverapp.log.info("privatepuller | link builder for instructors at %s", builder_url)
 
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
