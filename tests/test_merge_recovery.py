@@ -538,9 +538,12 @@ async def test_a_recovery_that_is_itself_killed_is_finished_by_the_next_click(
     first = tmp_path / "paused"
     await killed_at(course, filter_env(course, "zeta.txt", first), first)
     second = tmp_path / "paused-again"
-    await killed_at(course, pause_env(course, "worktree", second), second)
+    await killed_at(course, pause_env(course, "read-tree", second), second)
+    replay = Path((course.target / ".git/privatepuller-replay").read_text())
+    assert replay.is_dir()  # its temporary worktree, left behind
     recover(course.target, earlier=True)
-    student.assert_edits_all_there()
+    assert not replay.exists()
+    student.assert_edits_all_there()  # git's record of that worktree gone too
     await pull_again(course)
     student.assert_update_completed()
 

@@ -64,6 +64,7 @@ SAVED_REF = "refs/privatepuller/before-update"
 SAVED_INDEX = "privatepuller-index"  # in .git: the saved state, with git's stat data
 RESTORING = "privatepuller-restore"  # in .git: files being written, renamed into place
 WORKTREE_PREFIX = "privatepuller-merge-"  # the temporary worktree that replays a merge
+REPLAYING = "privatepuller-replay"  # in .git: where that worktree is, while it exists
 THEIRS = f"refs/remotes/origin/{BRANCH}"
 STALE_LOCK = 600  # seconds: nbgitpuller removes an index.lock older than this
 NBGITPULLER = ("-c", "user.email=nbgitpuller@nbgitpuller.link", "-c", "user.name=nbgitpuller")
@@ -404,12 +405,12 @@ def _remove_leftovers(target: Path) -> None:
     (git_dir / f"{SAVED_INDEX}.lock").unlink(missing_ok=True)
     for temp in git_dir.glob(f"{MARKER}.*"):
         temp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        _remove_worktree(target, Path((git_dir / REPLAYING).read_text()))
     admin = git_dir / "worktrees"
     for worktree in admin.glob(WORKTREE_PREFIX + "*") if admin.is_dir() else ():
         with contextlib.suppress(OSError):
-            where = Path((worktree / "gitdir").read_text().strip()).parent
-            if where.name.startswith(WORKTREE_PREFIX):
-                shutil.rmtree(where, ignore_errors=True)
+            _remove_worktree(target, Path((worktree / "gitdir").read_text().strip()).parent)
         shutil.rmtree(worktree, ignore_errors=True)
 
 
@@ -666,13 +667,26 @@ def _replayed_merge(
     git could not replay it (say, the disk is full)."""
     worktree = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX))
     try:
-        yield _replay(target, worktree, merge, paths)
+        try:
+            (target / ".git" / REPLAYING).write_text(str(worktree))  # if killed: removed later
+        except OSError:
+            replayed = None
+        else:
+            replayed = _replay(target, worktree, merge, paths)
+        yield replayed
     finally:
+        _remove_worktree(target, worktree)
+
+
+def _remove_worktree(target: Path, worktree: Path) -> None:
+    """Remove a temporary worktree of ours (the folder and git's record of it)."""
+    if worktree.name.startswith(WORKTREE_PREFIX):
         with contextlib.suppress(subprocess.CalledProcessError, OSError):
             _git(target, "worktree", "remove", "--force", "--force", str(worktree))
         shutil.rmtree(worktree, ignore_errors=True)
         with contextlib.suppress(subprocess.CalledProcessError, OSError):
             _git(target, "worktree", "prune")
+    (target / ".git" / REPLAYING).unlink(missing_ok=True)
 
 
 def _replay(
