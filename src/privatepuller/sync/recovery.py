@@ -19,12 +19,15 @@ full disk. So, before nbgitpuller starts:
 - `recover` runs when that marker is found (at the next sync, which holds the folder's lock)
   and straight after an update that failed. It never guesses from the student's content: a
   file is put back (from the saved tree) or removed only when git could have written what is
-  there now: the incoming version, HEAD's (for the deleted files nbgitpuller checks out), what
-  the merge writes there, or the beginning of one of those (a write cut short). What the merge
-  writes is not guessed either: the same `git merge -Xours` of the same two commits is run
-  again in a temporary worktree, restricted to the files in question. Anything else there is
-  the student's (they changed the file after the interruption) and is kept. A file nbgitpuller
-  renamed is found by its inode and renamed back. Restored files are written to a temporary
+  there now, or the beginning of it (a write cut short): for a file the student had deleted,
+  the version nbgitpuller checks out again (the incoming one, or HEAD's); and, once the merge
+  has started, for a file the incoming version changes, that version, what the merge writes
+  there, or what it puts back there when it fails (a full disk). What the merge writes is not
+  guessed either: the same `git merge -Xours` of the same two commits is run again in a
+  temporary worktree, restricted to the files in question. Anything else there is the
+  student's (they changed the file after the interruption) and is kept; files git does not
+  write before or in the merge are never touched. A file nbgitpuller renamed is found by its
+  inode and renamed back. Restored files are written to a temporary
   file and renamed into place, so recovery can itself be interrupted and run again. HEAD and
   the index go back to the saved HEAD (`git reset --mixed`, which also ends an unfinished
   merge) when the update had moved them, the fetched commit is forgotten (so the next sync's
