@@ -13,25 +13,32 @@ This package runs inside the hub; the user-server side is `privatepuller.auth.hu
 
 from ..auth.hub import HubCredentialSource, default_credential_source
 from .canvas import (
+    CANVAS_GROUP_SCOPES,
     CANVAS_SCOPES,
     TOKEN_PARAMS,
     canvas_oauth_settings,
+    canvas_scopes,
     canvas_urls,
     scope_regex,
     scopes_allow,
 )
 from .google import ServiceAccountMinter
+from .groups import canvas_group, course_group
 from .passthrough import PASSTHROUGH_ROLES, CanvasPassthrough, merge_roles
 
 __all__ = [
+    "CANVAS_GROUP_SCOPES",
     "CANVAS_SCOPES",
     "PASSTHROUGH_ROLES",
     "TOKEN_PARAMS",
     "CanvasPassthrough",
     "HubCredentialSource",
     "ServiceAccountMinter",
+    "canvas_group",
     "canvas_oauth_settings",
+    "canvas_scopes",
     "canvas_urls",
+    "course_group",
     "default_credential_source",
     "merge_roles",
     "scope_regex",
