@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import CanvasWorld
 from leak_scan import observe
@@ -81,3 +84,47 @@ def test_link_for_instructors() -> None:
         "repo=https%3A%2F%2Fcanvas.example.edu%2Fcourses%2F12%2Ffiles%2Ffolder%2FWeek%25201" in link
     )
     assert "urlpath=lab%2Ftree%2FWeek+1" in link or "urlpath=lab%2Ftree%2FWeek%201" in link
+
+
+# -- privatepuller link: the server's targetpath rule --------------------------------------------
+
+HUB = "https://hub.example.edu"
+LINK = [*CLI, "link"]
+CANVAS_URL = "https://canvas.example.edu/courses/12/files/folder/Week%201"
+
+
+def run_link(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LINK, CANVAS_URL, "--hub", HUB, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("targetpath", ["../x", ".jupyter", "/home/ada/x", "Week 1/../../x"])
+def test_link_command_refuses_a_targetpath_the_server_refuses(targetpath: str) -> None:
+    result = run_link("--targetpath", targetpath)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"privatepuller: The folder name (targetpath) “{targetpath}”")
+    assert "Traceback" not in result.stderr
+
+
+def test_link_command_warns_about_urlpath_without_targetpath() -> None:
+    result = run_link("--urlpath", "lab/tree/Week 1/intro.ipynb")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"{HUB}/hub/user-redirect/git-pull?repo=")
+    assert "warning: urlpath is set but targetpath is not" in result.stderr
+    result = run_link("--urlpath", "lab/tree/Week 1", "--targetpath", "Week 1")
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_link_command_explains_its_arguments() -> None:
+    result = subprocess.run([*LINK, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    for words in (
+        "Canvas files URL",
+        "the hub's address",
+        "where students land",
+        "folder name in each student's home",
+    ):
+        assert words in help_text, help_text

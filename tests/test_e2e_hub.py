@@ -18,7 +18,7 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,21 +70,23 @@ c.Spawner.environment = {{
     "JUPYTER_PLATFORM_DIRS": "1",
     "GOOGLE_DRIVE_API_URL": {drive_api_url!r},  # the fake Drive instead of Google's
 }}
-c.Authenticator.allow_all = True
+c.Authenticator.allow_all = {allow_all}
 c.Authenticator.auth_refresh_age = {auth_refresh_age}
 
 # A service the test uses to look at the hub's side (it never triggers a refresh).
 c.JupyterHub.services = [{{"name": "e2e-check", "api_token": {service_token!r}}}]
 c.JupyterHub.load_roles = [{{
     "name": "e2e-check",
-    "scopes": ["read:users", "read:servers", "admin:auth_state", "admin:server_state"],
+    "scopes": [
+        "read:users", "read:servers", "read:groups", "admin:auth_state", "admin:server_state"
+    ],
     "services": ["e2e-check"],
 }}]
 
 CanvasPassthrough(
     {canvas_url!r},
     google_service_account_key={key_path!r},
-    refresh_margin={refresh_margin},
+    refresh_margin={refresh_margin},{passthrough_args}
 ).configure(
     c,
     client_id={client_id!r},
@@ -135,6 +137,8 @@ class Hub:
     port: int = field(default_factory=free_port)
     crypt_key: str = field(default_factory=lambda: secrets.token_hex(32))
     extra_config: str = ""  # appended after CanvasPassthrough(...).configure(c)
+    passthrough_args: str = ""  # more CanvasPassthrough(...) arguments, e.g. "canvas_groups=True"
+    allow_all: bool = True  # c.Authenticator.allow_all (allowed_courses refuses it)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -170,6 +174,8 @@ class Hub:
                 client_secret=CLIENT_SECRET,
                 key_path=str(self.drive_thread.key_path),
                 drive_api_url=self.drive_thread.drive.api_url,
+                allow_all=self.allow_all,
+                passthrough_args=f"\n    {self.passthrough_args}," if self.passthrough_args else "",
             )
             + self.extra_config
         )
@@ -287,8 +293,9 @@ class Browser:
         self.student = student
         self.http = requests.Session()
 
-    def login(self) -> None:
-        """Log in with Canvas: hub -> Canvas authorize -> hub callback (cookie set)."""
+    def login(self, expect: int = 302) -> requests.Response:
+        """Log in with Canvas: hub -> Canvas authorize -> hub callback (cookie set); returns
+        the callback's answer, whose status must be `expect` (403: the hub refused)."""
         self.hub.canvas_call(setattr, self.hub.canvas, "oauth_login_user", self.student)
         url = f"{self.hub.url}/hub/oauth_login"
         visited = []
@@ -296,11 +303,12 @@ class Browser:
             response = self.http.get(url, allow_redirects=False, timeout=30)
             visited.append(urlsplit(url).path)
             if urlsplit(url).path == "/hub/oauth_callback":
-                assert response.status_code == 302, response.text[:2000]
+                assert response.status_code == expect, response.text[:2000]
                 break
             assert response.status_code == 302, (url, response.status_code, response.text[:500])
             url = urljoin(url, response.headers["Location"])
         assert visited == ["/hub/oauth_login", "/login/oauth2/auth", "/hub/oauth_callback"]
+        return response
 
     def spawn(self) -> dict[str, Any]:
         response = self.http.get(f"{self.hub.url}/hub/spawn", allow_redirects=False, timeout=30)
@@ -348,7 +356,15 @@ class World:
         return self.hub.workdir / "home" / user.login_id
 
 
-def start_world(workdir: Path, extra_config: str = "") -> World:
+def start_world(
+    workdir: Path,
+    extra_config: str = "",
+    *,
+    passthrough: Callable[[FakeCanvas, FakeCourse], str] | None = None,
+    allow_all: bool = True,
+) -> World:
+    """`passthrough` adds Canvas content before the hub starts (on the fake's loop) and returns
+    more CanvasPassthrough(...) arguments."""
     canvas_thread = CanvasThread()
     canvas = canvas_thread.canvas
     (workdir / "hub-secrets").mkdir()
@@ -372,7 +388,15 @@ def start_world(workdir: Path, extra_config: str = "") -> World:
 
     course, ada, bo = canvas_thread.call(populate)
     drive_folder = drive_thread.call(populate_drive)
-    hub = Hub(workdir, canvas_thread, drive_thread, extra_config=extra_config)
+    args = canvas_thread.call(passthrough, canvas, course) if passthrough else ""
+    hub = Hub(
+        workdir,
+        canvas_thread,
+        drive_thread,
+        extra_config=extra_config,
+        passthrough_args=args,
+        allow_all=allow_all,
+    )
     try:
         hub.start()
     except BaseException:
@@ -525,6 +549,82 @@ def test_student_not_enrolled_gets_no_access_and_sees_nothing(world: World) -> N
     assert seen == []
     assert not (home / "Data Science 101").exists()
     assert_no_secrets_logged(world)
+
+
+def test_canvas_enrollments_become_jupyterhub_groups(tmp_path: Path) -> None:
+    """canvas_groups with allowed_courses on a real hub: a student's login gives her the
+    groups of her active courses and Canvas groups (JupyterHub's API shows them); a student
+    outside the listed courses is refused with the message; after the instructor removes her
+    from one course and its group, her next login drops those groups (manage_groups)."""
+    require_proxy()
+
+    def prepare(canvas: FakeCanvas, course: FakeCourse) -> str:
+        stats = canvas.add_course("Statistics 102")
+        ada = next(u for u in canvas.users.values() if u.login_id == "ada")
+        stats.enroll(ada, "ta")
+        team = canvas.add_group("Project team 3", course)
+        team.add_member(ada)
+        return f"allowed_courses=[{course.id}, {stats.id}]"
+
+    world = start_world(tmp_path, passthrough=prepare, allow_all=False)
+    try:
+        hub, ada = world.hub, world.ada
+        course = world.course
+        stats = next(c for c in hub.canvas.courses.values() if c.name == "Statistics 102")
+        team = next(iter(hub.canvas.groups.values()))
+
+        Browser(hub, ada).login()
+        model = hub.api("users/ada")
+        assert sorted(model["groups"]) == [
+            f"canvas:course:{course.id}",
+            f"canvas:course:{course.id}:student",
+            f"canvas:course:{stats.id}",
+            f"canvas:course:{stats.id}:ta",
+            f"canvas:group:{team.id}",
+        ]
+        assert model["auth_state"]["privatepuller"]["groups"] == sorted(model["groups"])
+        assert hub.hub_token_of(ada).scopes >= {
+            "url:GET|/api/v1/courses",
+            "url:GET|/api/v1/users/self/groups",
+        }
+        members = hub.api(f"groups/canvas:course:{course.id}:student")["users"]
+        assert members == ["ada"]
+
+        # Bo is enrolled in no listed course: the hub refuses him, and says why.
+        refused = Browser(hub, world.bo).login(expect=403)
+        assert "no active enrollment" in refused.text
+        assert "accept the course invitation" in refused.text
+        assert "User 'bo' not allowed." in hub.log()
+        no_user = requests.get(
+            f"{hub.url}/hub/api/users/bo",
+            headers={"Authorization": f"token {SERVICE_TOKEN}"},
+            timeout=10,
+        )
+        assert no_user.status_code == 404  # a refused login creates no hub user
+
+        # The instructor removes Ada from the course and its project group. Her next login
+        # (still in Statistics 102, so still allowed) drops those groups.
+        def remove() -> None:
+            course.unenroll(ada)
+            team.remove_member(ada)
+
+        hub.canvas_call(remove)
+        Browser(hub, ada).login()
+        assert sorted(hub.api("users/ada")["groups"]) == [
+            f"canvas:course:{stats.id}",
+            f"canvas:course:{stats.id}:ta",
+        ]
+        assert hub.api(f"groups/canvas:course:{course.id}:student")["users"] == []
+        assert "Removing user ada from group(s)" in hub.log()
+        reads = hub.canvas_call(
+            lambda: [r for r in hub.canvas.requests if "/courses?" in r.path_qs]
+        )
+        assert reads and {(r.method, r.status) for r in reads} == {("GET", 200)}
+        log = hub.log()
+        secrets_ = hub.canvas_secrets()
+    finally:
+        stop_world(world)
+    assert [s for s in secrets_ if s in log] == []
 
 
 def test_with_internal_ssl_the_server_still_gets_renewed_tokens_from_the_hub(

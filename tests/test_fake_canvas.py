@@ -503,6 +503,156 @@ async def test_group_and_personal_files(canvas: FakeCanvas, http: aiohttp.Client
     assert resp.status == 401
 
 
+# -- the caller's courses and groups (the hub's Canvas groups) ------------------------------
+
+
+async def test_canvasapi_lists_the_current_users_courses_and_groups(canvas: FakeCanvas) -> None:
+    user = canvas.add_user("Ada")
+    other = canvas.add_user("Bob")
+    math = canvas.add_course("Math")
+    art = canvas.add_course("Art")
+    math.enroll(user)
+    art.enroll(user, "ta", role_name="Grader")
+    canvas.add_course("Bob's").enroll(other)
+    team = canvas.add_group("Team", math)
+    team.add_member(user)
+
+    def run() -> tuple[list[Any], list[Any]]:
+        api = Canvas(canvas.base_url, user.token)
+        courses = list(api.get_courses(enrollment_state="active"))
+        return courses, list(api.get_current_user().get_groups())
+
+    courses, groups = await asyncio.to_thread(run)
+    assert [(c.id, c.name) for c in courses] == [(art.id, "Art"), (math.id, "Math")]  # by name
+    assert courses[0].enrollments == [
+        {
+            "type": "ta",
+            "role": "Grader",
+            "role_id": courses[0].enrollments[0]["role_id"],
+            "user_id": user.id,
+            "enrollment_state": "active",
+            "limit_privileges_to_course_section": False,
+        }
+    ]
+    assert courses[1].enrollments[0]["role"] == "StudentEnrollment"
+    assert courses[1].enrollments[0]["role_id"] != courses[0].enrollments[0]["role_id"]
+    assert [(g.id, g.name, g.course_id, g.concluded) for g in groups] == [
+        (team.id, "Team", math.id, False)
+    ]
+
+
+async def test_course_list_filters_like_canvas(
+    canvas: FakeCanvas, http: aiohttp.ClientSession
+) -> None:
+    user = canvas.add_user("Ada")
+    kid = canvas.add_user("Kid")
+    active = canvas.add_course("A active")
+    both = canvas.add_course("B two roles")
+    invited = canvas.add_course("C invited")
+    done = canvas.add_course("D completed")
+    ended = canvas.add_course("E concluded")
+    watched = canvas.add_course("F observed")
+    gone = canvas.add_course("G deleted")
+    active.enroll(user)
+    both.enroll(user)
+    both.enroll(user, "teacher")
+    invited.enroll(user, state="invited")
+    done.enroll(user, state="completed")
+    ended.enroll(user)
+    ended.concluded = True
+    watched.enroll(user, "observer", observing=kid)
+    gone.enroll(user)
+    gone.unenroll(user)
+
+    async def ids(query: str) -> list[int]:
+        resp, body = await get(http, f"{canvas.base_url}/api/v1/courses{query}", user.token)
+        assert resp.status == 200
+        return [c["id"] for c in body]
+
+    assert await ids("?enrollment_state=active") == [active.id, both.id, watched.id]
+    assert await ids("") == [active.id, both.id, invited.id, watched.id]  # currentish
+    assert await ids("?enrollment_state=invited_or_pending") == [invited.id]
+    assert await ids("?enrollment_state=completed") == [done.id, ended.id]
+    assert await ids("?enrollment_state=active&enrollment_type=teacher") == [both.id]
+
+    _, body = await get(
+        http, f"{canvas.base_url}/api/v1/courses?enrollment_state=active", user.token
+    )
+    by_id = {c["id"]: c for c in body}
+    assert [(e["type"], e["role"]) for e in by_id[both.id]["enrollments"]] == [
+        ("student", "StudentEnrollment"),
+        ("teacher", "TeacherEnrollment"),
+    ]
+    observer = by_id[watched.id]["enrollments"][0]
+    assert (observer["type"], observer["associated_user_id"]) == ("observer", kid.id)
+    assert "associated_user_id" not in by_id[active.id]["enrollments"][0]
+    assert "concluded" not in by_id[active.id]
+
+    # include[] values are kept in the Link header, with every other parameter but page and
+    # per_page (Api.paginate); include[]=concluded adds the field.
+    query = "?enrollment_state=active&include[]=concluded&include[]=term&per_page=2"
+    resp, body = await get(http, f"{canvas.base_url}/api/v1/courses{query}", user.token)
+    assert [c["concluded"] for c in body] == [False, False]
+    base = f"{canvas.base_url}/api/v1/courses?enrollment_state=active&"
+    base += "include%5B%5D=concluded&include%5B%5D=term&"
+    assert resp.headers["Link"] == ",".join(
+        [
+            f'<{base}page=1&per_page=2>; rel="current"',
+            f'<{base}page=2&per_page=2>; rel="next"',
+            f'<{base}page=1&per_page=2>; rel="first"',
+            f'<{base}page=2&per_page=2>; rel="last"',
+        ]
+    )
+
+
+async def test_own_groups_list(canvas: FakeCanvas, http: aiohttp.ClientSession) -> None:
+    user = canvas.add_user("Ada")
+    course = canvas.add_course("Math")
+    old = canvas.add_course("Old")
+    old.concluded = True
+    b_team = canvas.add_group("B team", course)
+    a_club = canvas.add_group("A club")  # an account group
+    past = canvas.add_group("C past", old)
+    canvas.add_group("D not mine", course)
+    for group in (b_team, a_club, past):
+        group.add_member(user)
+    url = f"{canvas.base_url}/api/v1/users/self/groups"
+    resp, body = await get(http, url, user.token)
+    assert resp.status == 200 and resp.headers["Link"]
+    # Ordered by name, concluded courses' groups included and marked.
+    assert [(g["id"], g["concluded"]) for g in body] == [
+        (a_club.id, False),
+        (b_team.id, False),
+        (past.id, True),
+    ]
+    assert (body[0]["context_type"], body[0]["account_id"]) == ("Account", 1)
+    assert "course_id" not in body[0]
+    assert (body[1]["context_type"], body[1]["course_id"]) == ("Course", course.id)
+    assert "account_id" not in body[1]
+    _, body = await get(http, f"{url}?context_type=Account", user.token)
+    assert [g["id"] for g in body] == [a_club.id]
+    # Canvas has no route for another user's groups.
+    resp, _ = await get(http, f"{canvas.base_url}/api/v1/users/{user.id}/groups", user.token)
+    assert resp.status == 404
+
+
+async def test_course_and_group_lists_need_their_scopes(
+    canvas: FakeCanvas, http: aiohttp.ClientSession
+) -> None:
+    user = canvas.add_user("Ada")
+    canvas.add_course("Math").enroll(user)
+    courses = f"{canvas.base_url}/api/v1/courses"
+    groups = f"{canvas.base_url}/api/v1/users/self/groups"
+    token = canvas.issue_token(user, scopes=frozenset({"url:GET|/api/v1/courses"}))
+    resp, body = await get(http, courses, token)
+    assert resp.status == 200 and len(body) == 1
+    resp, _ = await get(http, groups, token)
+    assert resp.status == 401 and "WWW-Authenticate" not in resp.headers
+    token = canvas.issue_token(user, scopes=frozenset({"url:GET|/api/v1/users/self/groups"}))
+    assert (await get(http, groups, token))[0].status == 200
+    assert (await get(http, courses, token))[0].status == 401
+
+
 # -- raw HTTP: throttling ---------------------------------------------------------------------
 
 

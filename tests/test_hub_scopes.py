@@ -10,7 +10,16 @@ import pytest
 
 from conftest import CanvasWorld
 from privatepuller.credentials.sources import EnvCredentialSource
-from privatepuller.hub import CANVAS_SCOPES, canvas_oauth_settings, scope_regex, scopes_allow
+from privatepuller.hub import (
+    CANVAS_GROUP_SCOPES,
+    CANVAS_SCOPES,
+    CanvasPassthrough,
+    canvas_oauth_settings,
+    canvas_scopes,
+    scope_regex,
+    scopes_allow,
+)
+from privatepuller.hub import groups as hub_groups
 from privatepuller.hub.canvas import UNSCOPED_PATH_PREFIXES, canvas_urls, normalize_canvas_url
 from privatepuller.providers.canvas.api import ENDPOINTS
 from privatepuller.pull import pull
@@ -58,8 +67,40 @@ def test_every_scope_is_needed() -> None:
     assert len(set(CANVAS_SCOPES)) == len(CANVAS_SCOPES)
 
 
+def test_the_group_scopes_are_exactly_what_the_hub_reads_for_groups() -> None:
+    """CanvasPassthrough(canvas_groups=True) reads two lists; each needs its own scope, the
+    base list covers neither, and no group scope is unused."""
+    for method, path in hub_groups.ENDPOINTS:
+        assert scopes_allow(CANVAS_GROUP_SCOPES, method, path), f"no scope covers {path}"
+        assert not scopes_allow(CANVAS_SCOPES, method, path), f"{path} needs no extra scope"
+    for scope in CANVAS_GROUP_SCOPES:
+        _, regex = scope_regex(scope)
+        assert sum(bool(regex.match(p)) for _, p in hub_groups.ENDPOINTS) == 1, scope
+        assert scope.startswith("url:GET|/api/v1/")
+    # Canvas's route templates (config/routes.rb, ApiRouteSet::V1): `get "courses"` and
+    # `get "users/self/groups"`; a scope for the course list must not cover a course's files.
+    assert not scopes_allow(CANVAS_GROUP_SCOPES, "GET", "/api/v1/courses/7/files")
+    assert not scopes_allow(CANVAS_GROUP_SCOPES, "GET", "/api/v1/users/7/groups")
+    assert {hub_groups.COURSES_SCOPE, hub_groups.GROUPS_SCOPE} == set(CANVAS_GROUP_SCOPES)
+
+
+def test_group_scopes_are_requested_only_with_canvas_groups() -> None:
+    """Canvas refuses an authorization asking for a scope the developer key lacks, so a hub
+    without groups must not ask for them."""
+    assert canvas_scopes() == CANVAS_SCOPES
+    assert canvas_scopes(canvas_groups=True) == CANVAS_SCOPES + CANVAS_GROUP_SCOPES
+    plain = CanvasPassthrough("https://canvas.example.edu")
+    assert plain.oauth_settings()["scope"] == list(CANVAS_SCOPES)
+    grouped = CanvasPassthrough("https://canvas.example.edu", allowed_courses=[5])
+    assert grouped.oauth_settings()["scope"] == list(CANVAS_SCOPES + CANVAS_GROUP_SCOPES)
+    custom = CanvasPassthrough(
+        "https://canvas.example.edu", scopes=CANVAS_SCOPES[:3], canvas_groups=True
+    )
+    assert custom.scopes == CANVAS_SCOPES[:3] + CANVAS_GROUP_SCOPES
+
+
 def test_scopes_are_read_only() -> None:
-    assert all(scope.startswith("url:GET|/api/v1/") for scope in CANVAS_SCOPES)
+    assert all(s.startswith("url:GET|/api/v1/") for s in CANVAS_SCOPES + CANVAS_GROUP_SCOPES)
     for path in ("/api/v1/courses/1/files", "/api/v1/files/9"):
         for method in ("POST", "PUT", "DELETE"):
             assert not scopes_allow(CANVAS_SCOPES, method, path)

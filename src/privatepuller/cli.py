@@ -14,7 +14,7 @@ from .console import BarProgress, summary
 from .credentials.hub import default_credential_source
 from .demo import run_demo
 from .errors import PullError
-from .link import make_link
+from .link import make_link, urlpath_warning
 from .pull import parse_link, pull, resolve_link
 from .sizes import MiB
 from .sync.config import SyncConfig
@@ -60,7 +60,11 @@ async def _resolve(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace) -> int:
-    print(make_link(args.url, hub=args.hub, urlpath=args.urlpath, targetpath=args.targetpath))
+    # make_link refuses a targetpath the server would refuse (PullError: one line, exit 1).
+    link = make_link(args.url, hub=args.hub, urlpath=args.urlpath, targetpath=args.targetpath)
+    if warning := urlpath_warning(args.urlpath, args.targetpath):
+        print(f"privatepuller: warning: {warning}", file=sys.stderr)
+    print(link)
     return 0
 
 
@@ -87,11 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--drive", action="store_true", help="use the bundled fake Google Drive")
     demo.add_argument("target", nargs="?", default="privatepuller-demo", help="parent folder")
 
-    link = commands.add_parser("link", help="print the nbgitpuller link for a Canvas/Drive URL")
-    link.add_argument("url")
-    link.add_argument("--hub", required=True, help="e.g. https://hub.example.edu")
-    link.add_argument("--urlpath", help="where students land, e.g. lab/tree/Week 1/intro.ipynb")
-    link.add_argument("--targetpath", help="folder name in the student's home")
+    link = commands.add_parser(
+        "link",
+        help="print the nbgitpuller link for a Canvas/Drive URL",
+        description="Print the nbgitpuller link to put in Canvas. The link builder page on "
+        "the hub (https://hub.example.edu/hub/user-redirect/privatepuller/link) makes the same "
+        "link and also shows what students will get.",
+    )
+    link.add_argument(
+        "url",
+        help="a Canvas files URL (…/courses/123/files/folder/Week%%201) or a Google Drive "
+        "folder or file URL shared with the hub's service account",
+    )
+    link.add_argument(
+        "--hub",
+        required=True,
+        help="the hub's address that students use, e.g. https://hub.example.edu",
+    )
+    link.add_argument(
+        "--urlpath",
+        help="where students land after the sync, relative to their server, e.g. "
+        "'lab/tree/Week 1/intro.ipynb' (default: the folder); give --targetpath too",
+    )
+    link.add_argument(
+        "--targetpath",
+        help="the folder name in each student's home, e.g. 'Week 1' (default: the Canvas or "
+        "Drive folder's own name); a visible folder: no '..', no name starting with '.'",
+    )
 
     resolve = commands.add_parser("resolve", help="show what a URL resolves to")
     resolve.add_argument("url")

@@ -3,7 +3,9 @@
 `CANVAS_SCOPES` is the exact list a Canvas administrator enables on a scoped developer key
 for privatepuller; the hub requests the same list at login. A test checks every endpoint in
 `privatepuller.providers.canvas.api.ENDPOINTS` against it with Canvas's own matching rule
-(`scope_regex`), so the list cannot silently fall behind the fetcher.
+(`scope_regex`), so the list cannot silently fall behind the API client. `CANVAS_GROUP_SCOPES`
+is added when the hub turns Canvas enrollments into JupyterHub groups (`canvas_scopes`),
+checked the same way against `privatepuller.hub.groups.ENDPOINTS`.
 
 Scope names are Canvas's route templates, as printed under each endpoint of the Canvas REST
 API docs (e.g. https://canvas.instructure.com/doc/api/files.html).
@@ -45,6 +47,18 @@ CANVAS_SCOPES: tuple[str, ...] = (
     "url:GET|/api/v1/files/:id",
 )
 
+# With Canvas groups on (`CanvasPassthrough(canvas_groups=True)`), the hub also reads the
+# student's courses and groups at login and refresh (`privatepuller.hub.groups.ENDPOINTS`).
+# canvas-lms config/routes.rb: `get "courses", action: :index` ("List your courses") and
+# `get "users/self/groups", action: :index, as: "current_user_groups"` ("List your groups"),
+# both in the /api/v1 route set. Requested only when the feature is on: Canvas refuses an
+# authorization that asks for a scope the developer key lacks (lib/canvas/oauth/provider.rb,
+# `valid_scopes?`), so a hub that does not use groups must not need them on its key.
+CANVAS_GROUP_SCOPES: tuple[str, ...] = (
+    "url:GET|/api/v1/courses",
+    "url:GET|/api/v1/users/self/groups",
+)
+
 # Paths the fetcher requests that are NOT API routes: a file's `url`, /files/:id/download,
 # which redirects to the file store. No developer-key scope can name them, so none is listed:
 # Canvas builds its scopes from /api/ routes only (canvas-lms lib/token_scopes.rb,
@@ -62,6 +76,11 @@ UNSCOPED_PATH_PREFIXES: tuple[str, ...] = ("/files/",)
 # Sent with the authorization-code grant: Canvas deletes the user's older tokens from this
 # developer key, so logging in again does not pile up tokens (datahub PR #3499).
 TOKEN_PARAMS: dict[str, str] = {"replace_tokens": "1"}
+
+
+def canvas_scopes(*, canvas_groups: bool = False) -> tuple[str, ...]:
+    """The scopes to enable on the developer key (and request at login)."""
+    return CANVAS_SCOPES + (CANVAS_GROUP_SCOPES if canvas_groups else ())
 
 
 def canvas_urls(canvas_url: str) -> tuple[str, str, str]:

@@ -12,7 +12,11 @@ What each hook does, and why:
 
 - `modify_auth_state_hook` (OAuthenticator, on login and on every refresh): stamps when the
   Canvas token was obtained (OAuthenticator keeps no issue time), records the Canvas URL, and
-  puts a Google token minted from the hub's service account into `auth_state`.
+  puts a Google token minted from the hub's service account into `auth_state`. With
+  `canvas_groups=True` it also reads the student's active courses and Canvas groups and stores
+  them as JupyterHub group names (`privatepuller.hub.groups`), which OAuthenticator hands to
+  JupyterHub (`auth_state_groups_key`, `manage_groups`); `allowed_courses` admits only members
+  of those courses' groups (`allowed_groups`).
 - `refresh_user_hook` (OAuthenticator 17.3+): renews the Canvas token with its refresh token
   *before* it expires (OAuthenticator's own refresh only reacts after Canvas rejected a token,
   and the hub would meanwhile hand the dead token to servers). Otherwise it defers to
@@ -28,14 +32,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from functools import reduce
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any
 
+from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
+from traitlets.config import LazyConfigValue
 from traitlets.log import get_logger
 
 from ..credentials.auth_state import (
@@ -53,7 +62,18 @@ from ..credentials.auth_state import (
 )
 from ..credentials.service_account import ServiceAccountMinter
 from ..errors import ConfigurationError
-from .canvas import CANVAS_SCOPES, canvas_oauth_settings, normalize_canvas_url
+from ..http.session import SessionOptions
+from .canvas import CANVAS_GROUP_SCOPES, CANVAS_SCOPES, canvas_oauth_settings, normalize_canvas_url
+from .groups import (
+    CANVAS_UNAVAILABLE_MESSAGE,
+    DEFAULT_TIMEOUT,
+    GROUPS_SESSION,
+    NOT_ENROLLED_MESSAGE,
+    MembershipUnavailable,
+    course_group,
+    course_id_of,
+    read_membership,
+)
 
 # What a student sees on the page when the hub cannot mint Drive tokens; the admin gets the
 # reason in the hub log (it can name files and Google's error, which the student cannot act on).
@@ -82,6 +102,13 @@ LOG_REPEAT_SECONDS = 600.0
 
 Hook = Callable[..., Any]
 
+# Where the groups live in auth_state: what configure() sets as auth_state_groups_key.
+GROUPS_KEY = f"{AUTH_STATE_KEY}.groups"
+# The Canvas user id whose refresh is under way in this task (set by refresh_user_hook, which
+# OAuthenticator runs before modify_auth_state_hook): tells a refresh from a login.
+_REFRESHING: ContextVar[str | None] = ContextVar("privatepuller_refreshing", default=None)
+_UNSET = object()
+
 
 class CanvasPassthrough:
     """Hooks and settings for a hub whose users log in with Canvas (GenericOAuthenticator)."""
@@ -95,11 +122,27 @@ class CanvasPassthrough:
         username_claim: str = "login_id",
         scopes: Iterable[str] = CANVAS_SCOPES,
         export_tokens_to_env: bool = True,
+        canvas_groups: bool | None = None,
+        allowed_courses: Iterable[int | str] = (),
+        groups_timeout: float = DEFAULT_TIMEOUT,
+        groups_session: SessionOptions = GROUPS_SESSION,
     ) -> None:
+        """`canvas_groups=True`: at login and refresh, read the student's active courses and
+        Canvas groups and hand them to JupyterHub as groups (`privatepuller.hub.groups`).
+        `allowed_courses`: only users with an active enrollment in one of these courses may
+        log in (implies `canvas_groups`). `groups_timeout` bounds how long a login waits for
+        Canvas; `groups_session` is how those reads retry (tests use a faster clock)."""
         self.canvas_url = normalize_canvas_url(canvas_url)
         self.refresh_margin = float(refresh_margin)
         self.username_claim = username_claim
-        self.scopes = tuple(scopes)
+        self.allowed_courses = tuple(sorted({course_id_of(c) for c in allowed_courses}))
+        if canvas_groups is False and self.allowed_courses:
+            raise ValueError("allowed_courses needs canvas_groups (the groups decide who is in)")
+        self.canvas_groups = bool(canvas_groups) or bool(self.allowed_courses)
+        self.groups_timeout = float(groups_timeout)
+        self.groups_session = groups_session
+        extra = CANVAS_GROUP_SCOPES if self.canvas_groups else ()
+        self.scopes = tuple(dict.fromkeys([*scopes, *extra]))
         # Servers that read auth_state from the hub do not need the (frozen) env copies; an
         # admin who does not want tokens in pod specs can turn them off.
         self.export_tokens_to_env = export_tokens_to_env
@@ -107,6 +150,9 @@ class CanvasPassthrough:
             ServiceAccountMinter(google_service_account_key) if google_service_account_key else None
         )
         self._logged: dict[str, float] = {}
+        # Canvas user id -> (groups, when read): the last groups read for each user, so that a
+        # failed read keeps them (seeded from the stored auth_state at each refresh).
+        self._known_groups: dict[str, tuple[list[str], float]] = {}
 
     def __repr__(self) -> str:
         return f"CanvasPassthrough({self.canvas_url!r}, google={self.google!r})"
@@ -177,7 +223,53 @@ class CanvasPassthrough:
         c.JupyterHub.load_roles = merge_roles(
             list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
         )
+        if self.canvas_groups:
+            self._configure_groups(c)
+        scrub_tornado_request_logs()
         self._check_config(c)
+
+    def _configure_groups(self, c: Any) -> None:
+        """manage_groups, auth_state_groups_key and, with allowed_courses, allowed_groups and
+        custom_403_message; refuses settings that would silently undo them."""
+
+        def explicit(name: str) -> Any:
+            # traitlets: the most specific class's section wins for a GenericOAuthenticator.
+            for section in ("GenericOAuthenticator", "OAuthenticator", "Authenticator"):
+                if name in c[section]:
+                    return c[section][name]
+            return _UNSET
+
+        auth = c.GenericOAuthenticator
+        if explicit("manage_groups") is False:
+            raise ConfigurationError(
+                "privatepuller: canvas_groups needs manage_groups = True (JupyterHub then takes "
+                "each user's groups from their Canvas courses); remove manage_groups = False."
+            )
+        if "load_groups" in c.JupyterHub and c.JupyterHub.load_groups:
+            raise ConfigurationError(
+                "privatepuller: canvas_groups hands group membership to the authenticator "
+                "(manage_groups), and JupyterHub then refuses JupyterHub.load_groups; remove "
+                "load_groups (groups come from Canvas)."
+            )
+        auth.manage_groups = True
+        theirs = explicit("auth_state_groups_key")
+        auth.auth_state_groups_key = (
+            GROUPS_KEY if theirs is _UNSET or not theirs else union_groups_key(theirs)
+        )
+        if not self.allowed_courses:
+            return
+        if explicit("allow_all") is True:
+            raise ConfigurationError(
+                "privatepuller: allowed_courses limits logins to these courses, but allow_all "
+                "= True lets everyone in (it overrides every allow rule). Remove allow_all."
+            )
+        existing = explicit("allowed_groups")
+        if isinstance(existing, LazyConfigValue):  # c.Authenticator.allowed_groups.add(...)
+            existing = existing.get_value(set())
+        existing = set(existing) if existing is not _UNSET and existing else set()
+        auth.allowed_groups = existing | {course_group(i) for i in self.allowed_courses}
+        if explicit("custom_403_message") is _UNSET:
+            auth.custom_403_message = NOT_ENROLLED_MESSAGE
 
     def _check_config(self, c: Any) -> None:
         log = _app_log()
@@ -221,6 +313,8 @@ class CanvasPassthrough:
         ours = new_section(self.canvas_url, obtained_at, expires_at)
         if self.google is not None:
             ours["google"] = await self._google_state(_log_of(authenticator))
+        if self.canvas_groups:
+            ours.update(await self._groups_state(authenticator, auth_state))
         auth_state[AUTH_STATE_KEY] = ours
         return auth_state
 
@@ -236,6 +330,8 @@ class CanvasPassthrough:
                 user.name,
             )
             return None  # OAuthenticator then asks for a fresh login
+        if self.canvas_groups:
+            self._remember_groups(authenticator, auth_state)
         expires_at = canvas_expires_at(auth_state)
         refresh_token = auth_state.get("refresh_token")
         if expires_at is None or not refresh_token:
@@ -320,6 +416,106 @@ class CanvasPassthrough:
                 env["GOOGLE_SERVICE_ACCOUNT_EMAIL"] = str(google.get("service_account_email"))
         spawner.environment = env
 
+    # -- Canvas groups ------------------------------------------------------------------------
+
+    async def _groups_state(self, authenticator: Any, auth_state: dict[str, Any]) -> dict[str, Any]:
+        """The groups fields of our auth_state section: read from Canvas, or, when that
+        fails, the user's previous groups (or none) with the reason."""
+        log = _log_of(authenticator)
+        self._check_groups_runtime(authenticator, log)
+        user_id, who = _canvas_user(authenticator, auth_state)
+        token = auth_state.get("access_token")
+        try:
+            if not token:
+                raise MembershipUnavailable("no Canvas access token in auth_state")
+            membership = await read_membership(
+                self.canvas_url,
+                str(token),
+                options=self.groups_session,
+                timeout=self.groups_timeout,
+            )
+        except MembershipUnavailable as error:
+            return self._groups_unavailable(log, user_id, who, error.reason)
+        groups = membership.group_names()
+        now = time.time()
+        if user_id is not None:
+            self._known_groups[user_id] = (groups, now)
+        log.debug(
+            "privatepuller: %s has %d active Canvas course(s) and %d Canvas group(s)",
+            who,
+            len(membership.courses),
+            len(membership.groups),
+        )
+        return {"groups": groups, "groups_read_at": now}
+
+    def _groups_unavailable(
+        self, log: Any, user_id: str | None, who: str, reason: str
+    ) -> dict[str, Any]:
+        known = self._known_groups.get(user_id) if user_id is not None else None
+        if known is not None:
+            groups, read_at = known
+            log.warning(
+                "privatepuller: could not read %s's Canvas courses and groups (%s); keeping "
+                "the %d group(s) read at %s.",
+                who,
+                reason,
+                len(groups),
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(read_at)),
+            )
+            return {"groups": list(groups), "groups_read_at": read_at, "groups_error": reason}
+        refreshing = user_id is not None and _REFRESHING.get() == user_id
+        if self.allowed_courses and not refreshing:
+            log.warning(
+                "privatepuller: could not read %s's Canvas courses and groups (%s), so the hub "
+                "cannot tell whether allowed_courses lets them in: login refused for now (they "
+                "were told to try again in a few minutes).",
+                who,
+                reason,
+            )
+            # No log_message: tornado would log it with the request's URL (the OAuth code).
+            error = web.HTTPError(503, reason="Canvas did not answer")
+            error.jupyterhub_message = CANVAS_UNAVAILABLE_MESSAGE  # type: ignore[attr-defined]
+            raise error
+        log.warning(
+            "privatepuller: could not read %s's Canvas courses and groups (%s); they have no "
+            "Canvas groups until the hub reads them at their next refresh or login.",
+            who,
+            reason,
+        )
+        return {"groups": [], "groups_read_at": None, "groups_error": reason}
+
+    def _remember_groups(self, authenticator: Any, auth_state: dict[str, Any]) -> None:
+        """Before a refresh: the groups stored with the user's previous login or refresh are
+        their previous groups, should Canvas not answer now (also after a hub restart)."""
+        user_id, _ = _canvas_user(authenticator, auth_state)
+        _REFRESHING.set(user_id)
+        ours = our_section(auth_state)
+        if user_id is None or not ours:
+            return
+        groups, read_at = ours.get("groups"), ours.get("groups_read_at")
+        if not isinstance(read_at, int | float) or not isinstance(groups, list):
+            return  # never read successfully: nothing to keep
+        known = self._known_groups.get(user_id)
+        if known is None or known[1] < read_at:
+            self._known_groups[user_id] = ([str(g) for g in groups], float(read_at))
+
+    def _check_groups_runtime(self, authenticator: Any, log: Any) -> None:
+        """Settings made after configure() (or by hand) that undo the groups."""
+        if not getattr(authenticator, "manage_groups", True):
+            self._log_problem(
+                log,
+                "privatepuller: %s",
+                "canvas_groups is on but manage_groups is False, so JupyterHub ignores the "
+                "Canvas groups. Set c.GenericOAuthenticator.manage_groups = True.",
+            )
+        if self.allowed_courses and getattr(authenticator, "allow_all", False):
+            self._log_problem(
+                log,
+                "privatepuller: %s",
+                "allowed_courses is set but allow_all = True lets every Canvas user log in. "
+                "Remove allow_all (set after CanvasPassthrough.configure).",
+            )
+
     # -- helpers ----------------------------------------------------------------------------
 
     async def _google_state(self, log: Any) -> dict[str, Any]:
@@ -380,6 +576,66 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, HTTPError):
         return f"HTTP {error.status_code}"
     return type(error).__name__
+
+
+class _ScrubRequestSecrets(logging.Filter):
+    """Masks secret query parameters in tornado's request warnings.
+
+    tornado logs a request that ended in an HTTPError with a message, URL and all
+    (RequestHandler.log_exception: "403 GET /hub/oauth_callback?code=...&state=..."), which is
+    how every refused login is logged: OAuthenticator raises HTTPError(403, custom_403_message).
+    JupyterHub masks these parameters in its own access log, not in this line."""
+
+    PARAMS = re.compile(r"([?&][^=&\s]*(?:code|state|token|auth|key|xsrf)[^=&\s]*=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: let logging report it as usual
+            return True
+        masked = self.PARAMS.sub(r"\1[secret]", message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def scrub_tornado_request_logs() -> None:
+    """Install `_ScrubRequestSecrets` on tornado's general logger (once)."""
+    logger = logging.getLogger("tornado.general")
+    if not any(isinstance(f, _ScrubRequestSecrets) for f in logger.filters):
+        logger.addFilter(_ScrubRequestSecrets())
+
+
+def union_groups_key(theirs: str | Hook) -> Hook:
+    """An auth_state_groups_key giving privatepuller's groups plus those of the admin's own
+    key (a dotted key or a callable, possibly async, as OAuthenticator allows)."""
+
+    async def groups(auth_state: dict[str, Any]) -> set[str]:
+        ours = _dotted(auth_state, GROUPS_KEY)
+        if callable(theirs):
+            extra = await _maybe_await(theirs(auth_state))
+        else:
+            extra = _dotted(auth_state, str(theirs))
+        return {str(g) for g in ours or ()} | {str(g) for g in extra or ()}
+
+    return groups
+
+
+def _dotted(state: dict[str, Any], key: str) -> Any:
+    try:
+        return reduce(dict.get, key.split("."), state)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _canvas_user(authenticator: Any, auth_state: dict[str, Any]) -> tuple[str | None, str]:
+    """(Canvas user id, a name for logs) from the Canvas profile OAuthenticator stored."""
+    key = getattr(authenticator, "user_auth_state_key", None) or "oauth_user"
+    profile = auth_state.get(key)
+    if not isinstance(profile, dict) or profile.get("id") is None:
+        return None, "a user"
+    user_id = str(profile["id"])
+    return user_id, str(profile.get("login_id") or f"Canvas user {user_id}")
 
 
 def _log_of(obj: Any) -> Any:

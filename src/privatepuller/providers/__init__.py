@@ -39,3 +39,8 @@ def provider_for(item: object) -> Provider[Any, Any, Any]:
         if isinstance(item, provider.links + provider.repos):
             return provider
     raise KeyError(f"no provider for {type(item).__name__}")
+
+
+def provider_named(name: str) -> Provider[Any, Any, Any] | None:
+    """The provider called `name` ("canvas", "gdrive"), or None."""
+    return next((provider for provider in PROVIDERS if provider.name == name), None)

@@ -19,41 +19,47 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import nbgitpuller
 from jupyter_server.utils import url_path_join
+from nbgitpuller._compat import get_base_handler
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+from tornado.ioloop import IOLoop
 from tornado.routing import Rule
+from tornado.web import StaticFileHandler
+
+from .config import PrivatePuller
 
 NAME = "privatepuller"
+# web_app.settings key of our /git-pull handler classes (set when the extension loads).
+HANDLERS = "privatepuller_handlers"
 
 
-def _our_classes() -> tuple[type, ...]:
-    from .handlers import PrivateSyncHandler, PrivateUIHandler
-
-    return (PrivateSyncHandler, PrivateUIHandler)
+def _our_classes(web_app: Any) -> tuple[type, ...]:
+    return tuple(web_app.settings.get(HANDLERS, ()))
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    # As nbgitpuller does: pick the base handler class before importing the handlers.
-    from nbgitpuller._compat import get_base_handler
-
+    # As nbgitpuller does: pick the base handler class before importing the handlers (which
+    # subclass it), so they are imported here and only here.
     get_base_handler(serverapp)
-    from .config import PrivatePuller
     from .handlers import PrivateSyncHandler, PrivateUIHandler
+    from .link_builder import LinkAPIHandler, LinkBuilderHandler
 
     web_app = serverapp.web_app
     base_url = web_app.settings["base_url"]
     pull_url = url_path_join(base_url, "git-pull")
+    builder_url = url_path_join(base_url, "privatepuller", "link")
     handlers: list[Any] = [
         (url_path_join(pull_url, "api"), PrivateSyncHandler),
         (pull_url, PrivateUIHandler),
+        # The instructors' link builder and its JSON API (read-only: resolve and list).
+        (builder_url, LinkBuilderHandler),
+        (url_path_join(base_url, "privatepuller", "api", "link"), LinkAPIHandler),
     ]
     # nbgitpuller's page loads its script from its own static route; serve it if nbgitpuller's
     # extension is disabled, so git and private links keep working.
     static = url_path_join(pull_url, "static", "dist", "bundle.js")
     if _handler_class(web_app, static) is None:
-        import nbgitpuller
-        from tornado.web import StaticFileHandler
-
         path = os.path.join(os.path.dirname(nbgitpuller.__file__), "static")
         handlers.append(
             (url_path_join(pull_url, "static", "(.*)"), StaticFileHandler, {"path": path})
@@ -61,15 +67,15 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
     web_app.settings.setdefault("nbapp", serverapp)  # GitPuller's traitlets parent
     web_app.settings["privatepuller"] = PrivatePuller(parent=serverapp)
+    web_app.settings[HANDLERS] = (PrivateSyncHandler, PrivateUIHandler)
     web_app.add_handlers(".*", handlers)
     promote_our_rules(web_app)
     serverapp.log.info("privatepuller | Canvas and Google Drive links at %s", pull_url)
+    serverapp.log.info("privatepuller | link builder for instructors at %s", builder_url)
 
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
     """After every extension has loaded: make sure our routes win, and say so loudly if not."""
-    from tornado.ioloop import IOLoop
-
     promote_our_rules(serverapp.web_app)
     log_route_check(serverapp)
     # Other extensions' start hooks run concurrently with this one; look once more when they
@@ -111,20 +117,20 @@ def log_route_check(serverapp: Any) -> bool:
     return False
 
 
-def _is_ours(rule: Rule) -> bool:
+def _is_ours(rule: Rule, ours: tuple[type, ...]) -> bool:
     target = rule.target
     inner = getattr(target, "rules", None)
     if not inner:
         return False
-    ours = _our_classes()
     return any(getattr(r, "target", None) in ours for r in inner)
 
 
 def promote_our_rules(web_app: Any) -> bool:
     """Move our rule group(s) to the front of the application's router; True if moved."""
     rules = web_app.default_router.rules
-    mine = [rule for rule in rules if _is_ours(rule)]
-    others = [rule for rule in rules if not _is_ours(rule)]
+    ours = _our_classes(web_app)
+    mine = [rule for rule in rules if _is_ours(rule, ours)]
+    others = [rule for rule in rules if not _is_ours(rule, ours)]
     if rules[: len(mine)] == mine:
         return False
     rules[:] = mine + others
@@ -152,7 +158,7 @@ def _handler_class(web_app: Any, path: str) -> type | None:
 def check_routes(web_app: Any) -> list[str]:
     """Problems with our routes, [] when `git-pull` and `git-pull/api` reach our handlers."""
     base_url = web_app.settings["base_url"]
-    ours = _our_classes()
+    ours = _our_classes(web_app)
     problems = []
     for path in (url_path_join(base_url, "git-pull"), url_path_join(base_url, "git-pull", "api")):
         cls = _handler_class(web_app, path)

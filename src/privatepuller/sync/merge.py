@@ -1,16 +1,25 @@
 """nbgitpuller's own GitPuller merges a local origin into the student's folder.
 
-git writes a folder's files one by one, so a merge that is interrupted (the server killed, git
-failing on a full disk) leaves the folder part old, part new, with git's lock files in `.git`
-that would stop every later sync. Around nbgitpuller, therefore:
+nbgitpuller updates a folder in steps (fetch; rename local files in the way of new ones;
+check out the files the student deleted; `git reset --mixed`; commit the student's changes;
+`git merge -Xours`), and git writes a folder's files one by one. An update that stops halfway
+(the server killed, another program's `index.lock`, git failing on a full disk) would leave the
+folder part old, part new, with git's lock files in `.git` that would stop every later sync.
+Around nbgitpuller, therefore:
 
 - a first clone is made under a hidden temporary name next to the folder and renamed into
   place when complete: the folder is either absent or whole;
-- while a merge runs, `.git/privatepuller-merging` exists. Found at the start of a sync (which
-  holds the folder's lock), it means the last merge did not finish: git's stale lock files are
-  removed and the files that merge had written, whole or in part, are put back as they were
-  (nbgitpuller had committed the student's changes just before merging), so nbgitpuller then
-  merges from the old state as if nothing had happened;
+- before nbgitpuller touches an existing folder, the student's state is saved inside their
+  repository (every tracked file as it is, and the untracked files at the incoming version's
+  paths), and `.git/privatepuller-merging` records it (`sync/recovery.py`). An update that
+  fails is undone at once; one that was killed is undone by the next sync (which holds the
+  folder's lock), before nbgitpuller runs again. Undoing puts back exactly what git may have
+  changed since (the saved files, under their own names) and never a file the student
+  changed since; the edits the student had (changes, deletions, new files) are all there, and
+  the next sync then ends as an uninterrupted nbgitpuller update would;
+- an `index.lock` of another program (held open, or less than ten minutes old) stops the sync
+  before anything is changed; git's lock files are removed only when they are the killed
+  update's own or abandoned;
 - there must be room for the new files (twice: git's objects and the checkout) before the
   folder is touched; if the disk fills up during the merge all the same, what git wrote is
   put back at once.
@@ -31,10 +40,14 @@ from typing import Any
 from nbgitpuller.pull import GitPuller
 
 from ..errors import DiskFull, MergeFailed, PullError, SyncBusy
+from . import recovery
 from .local_origin import BRANCH
-from .space import free_bytes, looks_full, store_failed
+from .recovery import git_working_in
+from .space import free_bytes, looks_full
 
-UNFINISHED = "privatepuller-merging"  # in the folder's .git while a merge runs
+__all__ = ["fetched_commit", "git_working_in", "merge_into", "symlinked_folder"]
+
+UNFINISHED = recovery.MARKER  # in the folder's .git while an update runs
 CLONE_PREFIX = ".privatepuller-clone-"  # a first clone, next to the folder, until complete
 ROOM_MARGIN = 1024 * 1024  # git's index, refs and logs besides the files themselves
 THEIRS = f"refs/remotes/origin/{BRANCH}"
@@ -68,6 +81,10 @@ def merge_into(
                 "resync” to keep your work in a backup folder and get a fresh copy."
             )
     if backup and target.exists():  # nbgitpuller renames it aside; then it is a first clone
+        # The backup should hold the student's files as they were; if an interrupted update
+        # cannot be undone now, it holds them as they are (renamed ones too): nothing is lost.
+        with contextlib.suppress(PullError):
+            recovery.recover(target, earlier=True)
 
         def backup_only() -> Iterable[str]:
             GitPuller(origin, str(target), branch=BRANCH, backup=True)
@@ -85,27 +102,33 @@ def merge_into(
     if not target.exists():
         _clone(origin, target, on_line, parent)
         return
-    marker = target / ".git" / UNFINISHED
-    if marker.exists():
-        undo_unfinished_merge(target)
-    if marker.parent.is_dir():
-        try:
-            marker.write_text(f"{os.getpid()}\n")
-        except OSError as error:
-            raise store_failed(target, error) or error from None
+    saved = None
+    if (target / ".git").is_dir():
+        recovery.recover(target, earlier=True)  # an update that was interrupted before
+        if recovery.index_in_use(target):
+            raise SyncBusy(recovery.BUSY.format(name=target.name))
+        saved = recovery.save(target, paths)
+
+    def watch(line: str) -> None:
+        if saved is not None and line.startswith("$ git ") and " merge -Xours " in line:
+            recovery.merge_starts(target, saved)  # before nbgitpuller starts it
+        on_line(line)
+
     try:
         _run(
             lambda: GitPuller(origin, str(target), branch=BRANCH, parent=parent).pull(),
             target,
-            on_line,
+            watch,
         )
-    except DiskFull:
-        # git stopped halfway: put back what it wrote (this frees space), or at least leave
-        # the marker for the next sync to do it.
-        with contextlib.suppress(Exception):
-            undo_unfinished_merge(target)
+    except BaseException:
+        if saved is not None:
+            # Put the folder back now; if that cannot be done entirely (another program's
+            # lock, a full disk), the next sync finishes it.
+            with contextlib.suppress(Exception):
+                recovery.recover(target, earlier=False)
         raise
-    marker.unlink(missing_ok=True)
+    if saved is not None:
+        recovery.finished(target)
 
 
 def _clone(origin: str, target: Path, on_line: Callable[[str], None], parent: Any) -> None:
@@ -143,117 +166,40 @@ def _run(
             recent.append(line)
             on_line(line.rstrip("\n"))
     except subprocess.CalledProcessError as error:
-        if looks_full(target, "".join(recent)):
+        said = "".join(recent)
+        if looks_full(target, said):
             raise DiskFull(
                 f"Your disk is full, so your folder {target.name} could not be updated. Delete "
                 "some files in your home folder and click the link again; your work is safe."
             ) from error
+        if "index.lock': File exists" in said or (target / ".git" / "index.lock").exists():
+            # Another program took git's lock between nbgitpuller's check and git.
+            raise SyncBusy(recovery.BUSY.format(name=target.name)) from error
         if "merge" in error.cmd:
             raise MergeFailed(
                 "Your copy of the folder and the new version could not be merged automatically. "
                 "Use “Backup and resync” to keep your work in a backup folder and get a fresh copy."
             ) from error
+        command = next((a for a in error.cmd[1:] if not a.startswith("-") and "=" not in a), "")
         raise PullError(
-            f"Updating your folder {target.name} failed (git {error.cmd[1]}). Nothing was lost; "
+            f"Updating your folder {target.name} failed (git {command}). Nothing was lost; "
             "if the folder is not a copy made by this link, rename it and click the link again."
         ) from error
     except Exception as error:
         if "index.lock" not in str(error):
             raise
         # nbgitpuller's "Recent .git/index.lock found": another git is at work in the folder.
-        raise SyncBusy(
-            f"Another program is using git in your folder {target.name} right now. Wait a few "
-            "minutes, then click the link again."
-        ) from error
-
-
-def undo_unfinished_merge(target: Path) -> None:
-    """Put the folder back as it was before a merge that did not finish (see the module's
-    docstring). A file the student changed since, differently, is left alone."""
-    git_dir = target / ".git"
-    if git_working_in(target):
-        raise SyncBusy(
-            f"An earlier, interrupted update of your folder {target.name} is still finishing. "
-            "Wait a minute, then click the link again."
-        )
-    for lock in [*git_dir.glob("*.lock"), *(git_dir / "refs").rglob("*.lock")]:
-        lock.unlink(missing_ok=True)
-    try:
-        ours, theirs = _tree(target, "HEAD"), _tree(target, THEIRS)
-    except subprocess.CalledProcessError:
-        ours = theirs = {}  # nothing to compare with; nbgitpuller says what is wrong
-    restore: list[str] = []
-    for path in sorted(set(ours) | set(theirs)):
-        if ours.get(path) == theirs.get(path):
-            continue  # a merge does not write a file both sides have alike
-        file = target / path
-        if file.is_symlink() or (file.exists() and not file.is_file()):
-            continue
-        current = file.read_bytes() if file.exists() else None
-        versions = [_blob(target, b) for b in (ours.get(path), theirs.get(path)) if b]
-        written = current is not None and any(v.startswith(current) for v in versions)
-        if path in ours and (current is None or (written and _blob_id(current) != ours[path])):
-            restore.append(path)
-        elif path not in ours and written:
-            file.unlink()  # a new file of theirs that the merge had (partly) written
-    if restore:
-        subprocess.run(
-            ["git", "checkout", "HEAD", "--pathspec-from-file=-", "--pathspec-file-nul"],
-            cwd=target,
-            input="\0".join(restore).encode(),
-            capture_output=True,
-            check=True,
-        )
-    (git_dir / UNFINISHED).unlink(missing_ok=True)
-
-
-def _tree(target: Path, rev: str) -> dict[str, str]:
-    """{path: blob id} of a commit of the folder's repository."""
-    out = subprocess.run(
-        ["git", "ls-tree", "-r", "-z", rev], cwd=target, capture_output=True, check=True
-    ).stdout.decode()
-    tree: dict[str, str] = {}
-    for entry in filter(None, out.split("\0")):
-        meta, path = entry.split("\t", 1)
-        mode, kind, blob = meta.split()
-        if kind == "blob" and mode != "120000":
-            tree[path] = blob
-    return tree
-
-
-def _blob(target: Path, blob: str) -> bytes:
-    return subprocess.run(
-        ["git", "cat-file", "blob", blob], cwd=target, capture_output=True, check=True
-    ).stdout
-
-
-def _blob_id(content: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
-
-
-def git_working_in(folder: Path) -> bool:
-    """Is a git process (say, one a killed sync left running) working in `folder`? Linux's
-    /proc tells; elsewhere we cannot know and say no."""
-    where = os.path.realpath(folder)
-    proc = Path("/proc")
-    for entry in proc.iterdir() if proc.is_dir() else ():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            if (cwd == where or cwd.startswith(where + os.sep)) and (
-                (entry / "comm").read_text().startswith("git")
-            ):
-                return True
-        except OSError:
-            continue
-    return False
+        raise SyncBusy(recovery.BUSY.format(name=target.name)) from error
 
 
 def fetched_commit(target: Path) -> str | None:
-    """The origin commit the folder last fetched, if it is a clone."""
+    """The origin commit the folder last fetched, if it is a clone (for an update that did
+    not finish: the one before it)."""
     if not (target / ".git").is_dir():
         return None
+    saved = recovery.read_marker(target / ".git")
+    if saved is not None:
+        return saved.theirs
     result = subprocess.run(
         ["git", "rev-parse", "--verify", "--quiet", THEIRS], cwd=target, capture_output=True
     )

@@ -12,7 +12,7 @@ from ...errors import NotConfigured, PullError, WrongHost
 from ...http.origin import Origin
 from ...http.session import SessionOptions
 from ...sync.names import stem
-from ...sync.source import ListingLimits
+from ...sync.source import ListingLimits, RemoteFile, Skipped
 from ..base import DoesNotExist, Exists
 from .api import CanvasAPI
 from .links import (
@@ -27,6 +27,7 @@ from .links import (
 from .policy import CANVAS_POLICY
 from .resolve import resolve
 from .source import CanvasSource
+from .students import students_view
 
 NOT_CONFIGURED = (
     "This link needs your Canvas login, but this server has no Canvas token. Ask your hub "
@@ -75,7 +76,36 @@ class CanvasProvider:
             yield CanvasSource(api, repo)
 
     def folder_name(self, repo: CanvasRepo) -> str:
-        return stem(repo.name) if isinstance(repo, CanvasFile) else repo.name
+        return stem(repo.name) if self.is_file(repo) else repo.name
+
+    def is_file(self, repo: CanvasRepo) -> bool:
+        return isinstance(repo, CanvasFile)
+
+    # -- InstructorView -------------------------------------------------------------------
+
+    async def students_view(
+        self, source: CanvasSource, files: tuple[RemoteFile[str], ...]
+    ) -> tuple[tuple[RemoteFile[str], ...], list[Skipped]]:
+        return await students_view(source, files)
+
+    def instructor_notes(self, checked: bool) -> list[str]:
+        notes = [
+            "You checked this with your own Canvas login. Each student's server reads Canvas "
+            "with that student's own login, so a student gets only what they can open in "
+            "Canvas themselves."
+        ]
+        if checked:
+            notes.append(
+                "Unpublished files, files outside their availability dates and hidden files "
+                "are listed above as not copied; students get them at their next click once "
+                "Canvas lets them see them."
+            )
+        notes.append(
+            "Files locked by module requirements (“complete the previous module first”) do "
+            "not look locked to you here; each student gets them once Canvas unlocks them for "
+            "that student."
+        )
+        return notes
 
 
 def check_same_canvas(base_url: str, configured: Origin) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from yarl import URL
 
@@ -78,7 +79,21 @@ class GoogleDriveProvider:
             yield GoogleDriveSource(api, repo, exports)
 
     def folder_name(self, repo: DriveRepo) -> str:
-        return stem(repo.name) if isinstance(repo, GoogleDriveFile) else repo.name
+        return stem(repo.name) if self.is_file(repo) else repo.name
+
+    def is_file(self, repo: DriveRepo) -> bool:
+        return isinstance(repo, GoogleDriveFile)
+
+    # -- InstructorView -------------------------------------------------------------------
+
+    async def students_view(self, source: GoogleDriveSource, files: tuple[Any, ...]) -> None:
+        return None  # every student reads with the hub's account: they get what is listed
+
+    def instructor_notes(self, checked: bool) -> list[str]:
+        return [
+            "Google Drive is read with the hub's service account, the same for every student: "
+            "students get what is listed here, as long as the folder stays shared with the hub."
+        ]
 
 
 GDRIVE = GoogleDriveProvider()

@@ -2,7 +2,8 @@
 
 Everything here is plain in-memory state that tests mutate directly; the HTTP layer
 (`fake.py`) only reads it. Names and defaults follow canvas-lms
-(`app/models/folder.rb`, `app/models/attachment.rb`).
+(`app/models/folder.rb`, `app/models/attachment.rb`; enrollments as `lib/api/v1/course_json.rb`
+shows them: `type` is Enrollment#sis_type, `role` the role's name).
 """
 
 from __future__ import annotations
@@ -11,13 +12,31 @@ import hashlib
 import mimetypes
 import secrets
 import string
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 ContextType = Literal["Course", "Group", "User"]
-Role = Literal["student", "teacher"]
+# An enrollment's `type` in the API (canvas-lms Enrollment#sis_type): the base role. A custom
+# course role is made from one of these and keeps its `type`; only its `role` name differs.
+Role = Literal["student", "teacher", "ta", "designer", "observer"]
+# Enrollment#workflow_state values a course's `enrollments` show (deleted ones are never listed).
+EnrollmentState = Literal["active", "invited", "completed", "inactive"]
+
+# The built-in course roles: `type` -> the `role` name the API shows, and an id for `role_id`.
+BASE_ROLE_NAMES: dict[Role, str] = {
+    "student": "StudentEnrollment",
+    "teacher": "TeacherEnrollment",
+    "ta": "TaEnrollment",
+    "designer": "DesignerEnrollment",
+    "observer": "ObserverEnrollment",
+}
+BASE_ROLE_IDS: dict[Role, int] = {"student": 3, "teacher": 4, "ta": 5, "designer": 6, "observer": 7}
+# Roles whose default course permissions include managing files (so they see hidden ones).
+MANAGING_ROLES: frozenset[Role] = frozenset({"teacher", "ta", "designer"})
+_ROLE_RANK: dict[Role, int] = {"teacher": 0, "ta": 1, "designer": 2, "student": 3, "observer": 4}
 
 # Folder.root_folder_name_for_context in canvas-lms: Course -> "course files",
 # User -> "my files", anything else (groups) -> "files".
@@ -445,7 +464,7 @@ class FakeUser:
     name: str
     login_id: str
     files: FakeFileSpace
-    token: str = ""
+    token: str = field(default="", repr=False)  # kept out of failure reports
 
     @property
     def sortable_name(self) -> str:
@@ -454,20 +473,96 @@ class FakeUser:
 
 
 @dataclass(eq=False)
+class FakeEnrollment:
+    """One enrollment of a user in a course (Canvas keeps one per user, type and section)."""
+
+    user_id: int
+    type: Role
+    state: EnrollmentState = "active"
+    # A custom course role's name (e.g. "Grader", made from "ta"); None for the built-in role.
+    role_name: str | None = None
+    # An observer's enrollment is linked to the student they observe.
+    associated_user_id: int | None = None
+
+    @property
+    def role(self) -> str:
+        return self.role_name or BASE_ROLE_NAMES[self.type]
+
+    @property
+    def role_id(self) -> int:
+        if self.role_name is None:
+            return BASE_ROLE_IDS[self.type]
+        return 100 + zlib.crc32(self.role_name.encode()) % 900  # a custom role's own id
+
+
+@dataclass(eq=False)
 class FakeCourse:
     id: int
     name: str
     uuid: str
     files: FakeFileSpace
-    roles: dict[int, Role] = field(default_factory=dict)
+    enrollments: list[FakeEnrollment] = field(default_factory=list)
+    # Past its end (course or term dates): every enrollment in it counts as completed by date,
+    # so it is no longer among a user's active courses, and its groups are `concluded`.
+    concluded: bool = False
     created_at: datetime = field(default_factory=utcnow)
 
     @property
     def course_code(self) -> str:
         return self.name
 
-    def enroll(self, user: FakeUser, role: Role = "student") -> None:
-        self.roles[user.id] = role
+    @property
+    def roles(self) -> dict[int, Role]:
+        """Who may read the course: each user's most privileged enrollment that still grants
+        access (active, or completed: Canvas keeps past courses readable)."""
+        roles: dict[int, Role] = {}
+        for enrollment in self.enrollments:
+            if enrollment.state not in ("active", "completed"):
+                continue
+            held = roles.get(enrollment.user_id)
+            if held is None or _ROLE_RANK[enrollment.type] < _ROLE_RANK[held]:
+                roles[enrollment.user_id] = enrollment.type
+        return roles
+
+    def enroll(
+        self,
+        user: FakeUser,
+        role: Role = "student",
+        *,
+        state: EnrollmentState = "active",
+        role_name: str | None = None,
+        observing: FakeUser | None = None,
+    ) -> FakeEnrollment:
+        """Enroll `user` as `role` (again: updates that enrollment, as Canvas does)."""
+        for enrollment in self.enrollments:
+            if enrollment.user_id == user.id and enrollment.type == role:
+                enrollment.state = state
+                enrollment.role_name = role_name
+                enrollment.associated_user_id = observing.id if observing else None
+                return enrollment
+        enrollment = FakeEnrollment(
+            user.id, role, state, role_name, observing.id if observing else None
+        )
+        self.enrollments.append(enrollment)
+        return enrollment
+
+    def unenroll(self, user: FakeUser, role: Role | None = None) -> None:
+        """Delete the user's enrollments (only the `role` one, if given); Canvas lists deleted
+        enrollments nowhere."""
+        self.enrollments = [
+            e
+            for e in self.enrollments
+            if not (e.user_id == user.id and (role is None or e.type == role))
+        ]
+
+    def enrollments_of(self, user: FakeUser) -> list[FakeEnrollment]:
+        return [e for e in self.enrollments if e.user_id == user.id]
+
+    def state_by_date(self, enrollment: FakeEnrollment) -> EnrollmentState:
+        """Enrollment#state_based_on_date, for the dates this fake models (course concluded)."""
+        if self.concluded and enrollment.state in ("active", "invited"):
+            return "completed"
+        return enrollment.state
 
 
 @dataclass(eq=False)
@@ -477,6 +572,15 @@ class FakeGroup:
     course: FakeCourse | None
     files: FakeFileSpace
     members: set[int] = field(default_factory=set)
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def concluded(self) -> bool:
+        """Group JSON's `concluded`: its course has concluded (account groups never do)."""
+        return self.course is not None and self.course.concluded
 
     def add_member(self, user: FakeUser) -> None:
         self.members.add(user.id)
+
+    def remove_member(self, user: FakeUser) -> None:
+        self.members.discard(user.id)

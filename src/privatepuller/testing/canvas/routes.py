@@ -1,4 +1,5 @@
-"""Request handlers of the fake Canvas: REST API (files and folders), downloads, file store.
+"""Request handlers of the fake Canvas: REST API (files and folders; the caller's courses and
+groups), downloads, file store.
 
 Permissions follow canvas-lms: `Attachments::ScopedToUser` (students list neither hidden
 nor locked files, nor anything in hidden or locked folders), the Folder and Attachment
@@ -23,7 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from .model import (
+    MANAGING_ROLES,
     FakeCourse,
+    FakeEnrollment,
     FakeFile,
     FakeFileSpace,
     FakeFolder,
@@ -178,7 +181,9 @@ class CanvasApi:
             ("/api/v1/folders/{folder_id}/folders", "/api/v1/folders/:id/folders", self.subfolders),
             ("/api/v1/folders/{folder_id}/files", "/api/v1/folders/:id/files", self.folder_files),
             ("/api/v1/files/{file_id}", "/api/v1/files/:id", self.file),
+            ("/api/v1/courses", "/api/v1/courses", self.courses),
             ("/api/v1/courses/{cid}", "/api/v1/courses/:id", self.course),
+            ("/api/v1/users/self/groups", "/api/v1/users/self/groups", self.own_groups),
             ("/api/v1/groups/{cid}", "/api/v1/groups/:group_id", self.group),
             ("/api/v1/users/{cid}", "/api/v1/users/:id", self.user),
             ("/api/v1/users/{cid}/profile", "/api/v1/users/:user_id/profile", self.profile),
@@ -275,12 +280,14 @@ class CanvasApi:
             own = context.id == user.id
             return Access(read=own, manage=own)
         if isinstance(context, FakeGroup):
-            teacher = context.course is not None and context.course.roles.get(user.id) == "teacher"
+            teacher = (
+                context.course is not None and context.course.roles.get(user.id) in MANAGING_ROLES
+            )
             member = user.id in context.members or teacher
             # Group members may manage group files, so they also see hidden ones.
             return Access(read=member, manage=member)
         role = context.roles.get(user.id)
-        return Access(read=role is not None, manage=role == "teacher")
+        return Access(read=role is not None, manage=role in MANAGING_ROLES)
 
     def readable_space(self, space: FakeFileSpace, user: FakeUser) -> Access:
         access = self.access(space, user)
@@ -544,10 +551,72 @@ class CanvasApi:
         course = self.canvas.courses.get(parse_id(request.match_info["cid"]))
         if course is None:
             raise not_found()
-        role = course.roles.get(user.id)
-        if role is None:
+        if course.roles.get(user.id) is None:
             raise unauthorized()
-        return canvas_json(course_json(course, user=user, role=role, base_url=self.canvas.base_url))
+        # CoursesController#show: the caller's current enrollments in it.
+        enrollments = [
+            e
+            for e in course.enrollments_of(user)
+            if course.state_by_date(e) in ("active", "invited")
+        ]
+        return canvas_json(
+            course_json(
+                course,
+                enrollments=enrollments,
+                base_url=self.canvas.base_url,
+                includes=frozenset(query_includes(request)),
+            )
+        )
+
+    async def courses(self, request: web.Request, user: FakeUser) -> web.StreamResponse:
+        """GET /api/v1/courses ("List your courses"), CoursesController#courses_for_user
+        without `state[]`: the caller's enrollments, filtered by `enrollment_state` (`active`:
+        participating, active by date; none: active or invited), `enrollment_type`, then
+        grouped by course; one entry per course, sorted by name, paginated by course."""
+        wanted = query_param(request, "enrollment_state")
+        states: dict[str | None, tuple[str, ...]] = {
+            None: ("active", "invited"),
+            "active": ("active",),
+            "invited_or_pending": ("invited",),
+            "completed": ("completed",),
+        }
+        allowed = states.get(wanted, states[None])
+        enrollment_type = query_param(request, "enrollment_type")
+        chosen: list[tuple[FakeCourse, list[FakeEnrollment]]] = []
+        for course in self.canvas.courses.values():
+            mine = [
+                e
+                for e in course.enrollments_of(user)
+                if course.state_by_date(e) in allowed
+                and (enrollment_type is None or e.type == enrollment_type)
+            ]
+            if mine:
+                chosen.append((course, mine))
+        chosen.sort(key=lambda pair: (pair[0].name.casefold(), pair[0].id))
+        includes = frozenset(query_includes(request))
+        base_url = self.canvas.base_url
+        return self.page_response(
+            request,
+            chosen,
+            "/api/v1/courses",
+            lambda pair: course_json(
+                pair[0], enrollments=pair[1], base_url=base_url, includes=includes
+            ),
+        )
+
+    async def own_groups(self, request: web.Request, user: FakeUser) -> web.StreamResponse:
+        """GET /api/v1/users/self/groups ("List your groups"), GroupsController#index: the
+        groups the caller is an accepted member of (`current_groups`), those in concluded
+        courses too (each says `concluded`), ordered by name and id; `context_type` filters."""
+        context_type = query_param(request, "context_type")
+        groups = [
+            g
+            for g in self.canvas.groups.values()
+            if user.id in g.members
+            and (context_type is None or (context_type == "Course") == (g.course is not None))
+        ]
+        groups.sort(key=lambda g: (g.name, g.id))
+        return self.page_response(request, groups, "/api/v1/users/self/groups", group_json)
 
     async def group(self, request: web.Request, user: FakeUser) -> web.StreamResponse:
         group = self.canvas.groups.get(parse_id(request.match_info["cid"]))

@@ -2,7 +2,8 @@
 
 Sources: `lib/api/v1/attachment.rb` (File), `lib/api/v1/folders.rb` (Folder), the
 File/Folder models documented in `app/controllers/files_controller.rb` and
-`folders_controller.rb`, and `lib/canvas/oauth/token.rb` (token responses).
+`folders_controller.rb`, `lib/api/v1/course_json.rb` (a Course's `enrollments`),
+`lib/api/v1/group.rb` (Group), and `lib/canvas/oauth/token.rb` (token responses).
 
 Files as Canvas renders them since its 25 March 2026 deploy (Instructure's "Modernizing our
 Files API" announcement): no `uuid`, and a `url` without `verifier`, which works only with the
@@ -17,11 +18,11 @@ from typing import Any
 
 from .model import (
     FakeCourse,
+    FakeEnrollment,
     FakeFile,
     FakeFolder,
     FakeGroup,
     FakeUser,
-    Role,
     iso,
     mime_class,
 )
@@ -159,9 +160,32 @@ def folder_json(folder: FakeFolder, *, base_url: str, manage: bool, now: datetim
     }
 
 
-def course_json(course: FakeCourse, *, user: FakeUser, role: Role, base_url: str) -> Json:
-    enrollment_type = "TeacherEnrollment" if role == "teacher" else "StudentEnrollment"
-    return {
+def enrollment_json(enrollment: FakeEnrollment) -> Json:
+    """CourseJson#default_enrollment_attributes (+ associated_user_id for an observer)."""
+    data: Json = {
+        "type": enrollment.type,
+        "role": enrollment.role,
+        "role_id": enrollment.role_id,
+        "user_id": enrollment.user_id,
+        "enrollment_state": enrollment.state,
+        "limit_privileges_to_course_section": False,
+    }
+    if enrollment.type == "observer" and enrollment.associated_user_id is not None:
+        data["associated_user_id"] = enrollment.associated_user_id
+    return data
+
+
+def course_json(
+    course: FakeCourse,
+    *,
+    enrollments: list[FakeEnrollment],
+    base_url: str,
+    includes: frozenset[str] = frozenset(),
+) -> Json:
+    """A Course as `GET /api/v1/courses/:id` and `GET /api/v1/courses` render it: `enrollments`
+    are the caller's own (those the request selected). Of the `include[]` values only
+    `concluded` adds a field here; the others are accepted and left out."""
+    data: Json = {
         "id": course.id,
         "name": course.name,
         "account_id": 1,
@@ -186,37 +210,40 @@ def course_json(course: FakeCourse, *, user: FakeUser, role: Role, base_url: str
         "time_zone": "Etc/UTC",
         "blueprint": False,
         "template": False,
-        "enrollments": [
-            {
-                "type": role,
-                "role": enrollment_type,
-                "role_id": 4 if role == "teacher" else 3,
-                "user_id": user.id,
-                "enrollment_state": "active",
-                "limit_privileges_to_course_section": False,
-            }
-        ],
+        "enrollments": [enrollment_json(e) for e in enrollments],
         "restrict_enrollments_to_course_dates": False,
         "workflow_state": "available",
     }
+    if "concluded" in includes:
+        data["concluded"] = course.concluded
+    return data
 
 
 def group_json(group: FakeGroup) -> Json:
+    """Api::V1::Group#group_json without include[] (lib/api/v1/group.rb); `context_type`
+    and `course_id` or `account_id` come from Api::V1::Context#context_data."""
+    context: Json = (
+        {"context_type": "Course", "course_id": group.course.id}
+        if group.course
+        else {"context_type": "Account", "account_id": 1}
+    )
     return {
         "id": group.id,
         "name": group.name,
         "description": None,
         "is_public": False,
         "join_level": "invitation_only",
-        "members_count": len(group.members),
-        "avatar_url": None,
-        "context_type": "Course" if group.course else "Account",
-        "course_id": group.course.id if group.course else None,
-        "account_id": None if group.course else 1,
-        "role": None,
         "group_category_id": 1,
+        "max_membership": None,
+        "created_at": iso(group.created_at),
+        "members_count": len(group.members),
         "storage_quota_mb": 50,
-        "concluded": False,
+        **context,
+        "avatar_url": None,
+        "role": None,
+        "leader": None,
+        "has_submission": False,
+        "concluded": group.concluded,
     }
 
 

@@ -1,0 +1,107 @@
+"""One sync of a Drive folder on the hub serves every student who asks for it.
+
+`Snapshots.get(ref)` answers with the folder's latest snapshot (a commit in a bare origin on
+the service's disk). Concurrent requests for the same folder share one refresh (single flight);
+a snapshot younger than `min_relist_seconds` is served without asking Drive again. A refresh
+that fails is not remembered: its waiters all get the error, and the next request tries again.
+Progress of a refresh (waits for Drive's quota, files as they land) goes to every request
+waiting on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# A progress event of a refresh, as sent to students' servers ({"output": "..."} lines, or
+# {"listed": n, "bytes": b}).
+Event = dict[str, Any]
+Listener = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A Drive item a link names: the item's id is the capability, its resource key a secret."""
+
+    kind: str  # "folder" | "file"
+    item_id: str
+    resource_key: str | None = field(default=None, repr=False)
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        return (self.kind, self.item_id)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str  # the folder's (or file's) own name
+    commit: str  # the origin's commit for this snapshot
+    origin: Path  # the bare repository holding it
+    # What students are told: files left out and why, and what the listing held.
+    report: dict[str, Any]
+    listed_at: float  # time.monotonic() of the listing this snapshot came from
+
+
+Refresh = Callable[[SnapshotRef, Listener], Awaitable[Snapshot]]
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.listeners: list[Listener] = []
+        self.task: asyncio.Future[Snapshot] | None = None
+
+    def emit(self, event: Event) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+
+class Snapshots:
+    def __init__(
+        self,
+        refresh: Refresh,
+        *,
+        min_relist_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._refresh = refresh
+        self.min_relist_seconds = min_relist_seconds
+        self._clock = clock
+        self._latest: dict[tuple[str, str], Snapshot] = {}
+        self._flights: dict[tuple[str, str], _Flight] = {}
+        self.refreshes = 0  # how many refreshes ran (tests, benchmarks)
+
+    async def get(self, ref: SnapshotRef, listener: Listener | None = None) -> Snapshot:
+        key = ref.cache_key
+        latest = self._latest.get(key)
+        if latest is not None and self._clock() - latest.listed_at < self.min_relist_seconds:
+            return latest
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = _Flight()
+            flight.task = asyncio.ensure_future(self._run(key, ref, flight))
+            # Its waiters may all have gone (pages closed): the error is still retrieved.
+            flight.task.add_done_callback(lambda task: task.cancelled() or task.exception())
+        elif listener is not None:
+            listener({"output": "Another student's request is already copying this folder"})
+        if listener is not None:
+            flight.listeners.append(listener)
+        assert flight.task is not None
+        try:
+            # Shielded: a student who closes their page does not cancel everyone's sync.
+            return await asyncio.shield(flight.task)
+        finally:
+            if listener is not None and listener in flight.listeners:
+                flight.listeners.remove(listener)
+
+    async def _run(self, key: tuple[str, str], ref: SnapshotRef, flight: _Flight) -> Snapshot:
+        try:
+            self.refreshes += 1
+            snapshot = await self._refresh(ref, flight.emit)
+            self._latest[key] = snapshot
+            return snapshot
+        finally:
+            self._flights.pop(key, None)
