@@ -93,7 +93,7 @@ async def second_click(
 
 
 async def run_drive_demo(target: Path) -> int:
-    from .testing.drive import FakeDrive, demo, populate_demo
+    from .testing.drive import FakeDrive, notebook, populate_demo
 
     parent = target.absolute()
     parent.mkdir(parents=True, exist_ok=True)
@@ -125,9 +125,7 @@ async def run_drive_demo(target: Path) -> int:
                 welcome = next(f for f in drive.children(folder.id) if f.name == "01-welcome.ipynb")
                 drive.update_file(
                     welcome.id,
-                    demo.notebook(
-                        ("markdown", "# Welcome, week 2"), ("code", "print('hello, data')")
-                    ),
+                    notebook(("markdown", "# Welcome, week 2"), ("code", "print('hello, data')")),
                 )
                 return f"updates {welcome.name} in Drive"
 
