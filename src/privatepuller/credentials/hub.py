@@ -318,9 +318,9 @@ class HubCredentialSource:
             or self._environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
         )
 
-    def _warn_once(self, key: str, message: str, *args: object) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
+    def _warn_once(self, topic: str, message: str, *args: object) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
             log.warning(message, *args)
 
 

@@ -103,7 +103,7 @@ def recognise(repo: str | None) -> Link | PullError | None:
         return error
 
 
-def click_key(handler: Any, link: Link) -> tuple[str, Link]:
+def click_of(handler: Any, link: Link) -> tuple[str, Link]:
     """Whose click on which link: what a page and its stream share a resolution by."""
     user = handler.current_user
     return (str(getattr(user, "username", user)), link)
@@ -212,7 +212,7 @@ class PrivateUIHandler(PageMixin, UIHandler):
         """Resolve the link (the stream of this click takes the resolution: `Resolutions`)."""
         config = get_privatepuller(self.settings)
         resolution = config.resolutions().start(
-            click_key(self, link),
+            click_of(self, link),
             lambda: resolve_link(link, config.credentials(), config.sync_config()),
         )
         try:
@@ -357,7 +357,7 @@ class PrivateSyncHandler(PageMixin, SyncHandler):
         # exists must be one of privatepuller's copies (pull_resolved checks it is this link's).
         target = checked(targetpath, printable(repo)) if targetpath else None
         # This click's page resolved the link already (or is resolving it): use that.
-        resolution = config.resolutions().take(click_key(self, link))
+        resolution = config.resolutions().take(click_of(self, link))
         if resolution is not None:
             resolved = await resolution
         else:

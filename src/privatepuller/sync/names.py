@@ -77,33 +77,33 @@ class LocalNamer:
     """Assigns unique local paths; call folders before files, each in a deterministic order."""
 
     _taken: dict[str, set[str]] = field(default_factory=dict)  # parent -> casefolded names
-    _folders: dict[str, str] = field(default_factory=dict)  # remote folder key -> local path
+    _folders: dict[str, str] = field(default_factory=dict)  # remote folder id -> local path
 
-    def folder(self, key: str, parent_key: str | None, raw_name: str) -> str:
-        """Local path of a remote folder; `parent_key=None` is the synced root ('')."""
-        if key in self._folders:
-            return self._folders[key]
-        parent = "" if parent_key is None else self._folders[parent_key]
-        path = self._claim(parent, raw_name, key)
-        self._folders[key] = path
+    def folder(self, remote_id: str, parent_id: str | None, raw_name: str) -> str:
+        """Local path of a remote folder; `parent_id=None` is the synced root ('')."""
+        if remote_id in self._folders:
+            return self._folders[remote_id]
+        parent = "" if parent_id is None else self._folders[parent_id]
+        path = self._claim(parent, raw_name, remote_id)
+        self._folders[remote_id] = path
         return path
 
-    def root(self, key: str) -> None:
-        self._folders[key] = ""
+    def root(self, remote_id: str) -> None:
+        self._folders[remote_id] = ""
 
-    def file(self, key: str, folder_key: str, raw_name: str) -> str:
-        return self._claim(self._folders[folder_key], raw_name, key)
+    def file(self, remote_id: str, folder_id: str, raw_name: str) -> str:
+        return self._claim(self._folders[folder_id], raw_name, remote_id)
 
-    def has_folder(self, key: str) -> bool:
-        return key in self._folders
+    def has_folder(self, remote_id: str) -> bool:
+        return remote_id in self._folders
 
-    def _claim(self, parent: str, raw_name: str, key: str) -> str:
+    def _claim(self, parent: str, raw_name: str, remote_id: str) -> str:
         taken = self._taken.setdefault(parent, set())
         name = sanitize_component(raw_name)
         if name.casefold() in taken:
             short = (
-                re.sub(r"[^A-Za-z0-9_-]", "", key)[-8:]
-                or hashlib.sha1(key.encode()).hexdigest()[:8]
+                re.sub(r"[^A-Za-z0-9_-]", "", remote_id)[-8:]
+                or hashlib.sha1(remote_id.encode()).hexdigest()[:8]
             )
             name = with_suffix_before_extension(name, f" ({short})")
             counter = 2

@@ -158,7 +158,7 @@ def parse_drive_url(url: URL) -> GoogleDriveFolderLink | GoogleDriveFileLink | N
     if host not in DRIVE_HOSTS:
         return None
 
-    key = _resource_key(url)
+    resource_key = _resource_key(url)
     query_id = url.query.get("id") or url.query.get("key")
     head = parts[0] if parts else ""
 
@@ -167,22 +167,22 @@ def parse_drive_url(url: URL) -> GoogleDriveFolderLink | GoogleDriveFileLink | N
         if rest[:1] == ["mobile"]:
             rest = rest[1:]
         if len(rest) >= 2 and rest[0] == "folders":
-            return GoogleDriveFolderLink(_checked_id(rest[1]), key)
+            return GoogleDriveFolderLink(_checked_id(rest[1]), resource_key)
         raise UnsupportedURL(NOT_AN_ITEM)
     if head in ("folderview", "embeddedfolderview") and host == "drive.google.com":
-        return GoogleDriveFolderLink(_checked_id(query_id), key)
+        return GoogleDriveFolderLink(_checked_id(query_id), resource_key)
     if head == "file" and len(parts) >= 3 and parts[1] == "d":
         if parts[2] == "e":
             raise UnsupportedURL(PUBLISHED)
-        return GoogleDriveFileLink(_checked_id(parts[2]), key, "file")
+        return GoogleDriveFileLink(_checked_id(parts[2]), resource_key, "file")
     if head in ("open", "uc", "download") and query_id is not None:
-        return GoogleDriveFileLink(_checked_id(query_id), key, "any")
+        return GoogleDriveFileLink(_checked_id(query_id), resource_key, "any")
     if host == "docs.google.com" and head in DOC_KINDS and len(parts) >= 3 and parts[1] == "d":
         if parts[2] == "e":
             raise UnsupportedURL(PUBLISHED)
-        return GoogleDriveFileLink(_checked_id(parts[2]), key, DOC_KINDS[head])
+        return GoogleDriveFileLink(_checked_id(parts[2]), resource_key, DOC_KINDS[head])
     if host == "docs.google.com" and parts[:2] == ["spreadsheet", "ccc"] and query_id:
-        return GoogleDriveFileLink(_checked_id(query_id), key, "spreadsheet")
+        return GoogleDriveFileLink(_checked_id(query_id), resource_key, "spreadsheet")
     if host == "docs.google.com" and parts[:2] == ["spreadsheet", "pub"]:
         raise UnsupportedURL(PUBLISHED)
     raise UnsupportedURL(NOT_AN_ITEM)

@@ -79,13 +79,13 @@ async def resolve(
     return Exists(GoogleDriveFile(str(item["id"]), name, mime, resource_key, drive_id))
 
 
-async def _not_shared(api: DriveAPI, noun: str, no_key: bool) -> str:
+async def _not_shared(api: DriveAPI, noun: str, no_resource_key: bool) -> str:
     message = (
         f"The Google Drive {noun} in this link does not exist, or it is not shared with this "
         f"hub. Instructors: share the {noun} (Viewer is enough) with "
         f"{await api.share_with_text()}."
     )
-    if no_key:
+    if no_resource_key:
         message += (
             f" If the {noun} is shared only by link, copy the link again with Share → "
             "Copy link so that it includes its resource key."
