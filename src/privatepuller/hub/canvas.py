@@ -20,7 +20,7 @@ from typing import Any
 from ..credentials.sources import canvas_base_url
 
 # Every Canvas API call privatepuller makes, plus the one GenericOAuthenticator makes at login.
-# `:context` in the fetcher is one of courses, groups or users (a student's own files), so
+# `:context` in the API client is one of courses, groups or users (a student's own files), so
 # each context-scoped route appears three times.
 CANVAS_SCOPES: tuple[str, ...] = (
     # Login: GenericOAuthenticator's userdata_url, /api/v1/users/self/profile.
@@ -59,7 +59,7 @@ CANVAS_GROUP_SCOPES: tuple[str, ...] = (
     "url:GET|/api/v1/users/self/groups",
 )
 
-# Paths the fetcher requests that are NOT API routes: a file's `url`, /files/:id/download,
+# Paths the API client requests that are NOT API routes: a file's `url`, /files/:id/download,
 # which redirects to the file store. No developer-key scope can name them, so none is listed:
 # Canvas builds its scopes from /api/ routes only (canvas-lms lib/token_scopes.rb,
 # TokenScopes.api_routes: routes matching ^/api/(v1|sis|quiz/v1)), and checks a token's
