@@ -8,6 +8,8 @@ reads (`privatepuller.credentials.hub`), defined once for both.
         "canvas_obtained_at": <epoch seconds>, "canvas_expires_at": <epoch seconds or None>,
         "google": {"access_token", "expires_at", "obtained_at", "service_account_email"}
                   or {"error": <sentence for the student>},
+        with canvas_groups: "groups": [JupyterHub group names], "groups_read_at": <epoch
+        seconds or None>, "groups_error": <why Canvas could not be read, for the admin>,
     }
 
 When the hub has nothing to pass, its `auth_state_hook` sets `HUB_STATUS_ENV` in the server's
@@ -25,6 +27,8 @@ from .service_account import MintedToken
 
 AUTH_STATE_KEY = "privatepuller"
 OBTAINED_AT_KEY = "privatepuller_obtained_at"
+# Where JupyterHub finds the groups (OAuthenticator's dotted `auth_state_groups_key`).
+GROUPS_KEY = f"{AUTH_STATE_KEY}.groups"
 
 HUB_STATUS_ENV = "PRIVATEPULLER_HUB_STATUS"
 HUB_STATUS_AUTH_STATE_DISABLED = "auth_state_disabled"

@@ -49,6 +49,7 @@ from traitlets.log import get_logger
 
 from ..credentials.auth_state import (
     AUTH_STATE_KEY,
+    GROUPS_KEY,
     HUB_STATUS_AUTH_STATE_DISABLED,
     HUB_STATUS_ENV,
     HUB_STATUS_NO_CANVAS_LOGIN,
@@ -101,9 +102,6 @@ DEFAULT_REFRESH_MARGIN = 900.0
 LOG_REPEAT_SECONDS = 600.0
 
 Hook = Callable[..., Any]
-
-# Where the groups live in auth_state: what configure() sets as auth_state_groups_key.
-GROUPS_KEY = f"{AUTH_STATE_KEY}.groups"
 # The Canvas user id whose refresh is under way in this task (set by refresh_user_hook, which
 # OAuthenticator runs before modify_auth_state_hook): tells a refresh from a login.
 _REFRESHING: ContextVar[str | None] = ContextVar("privatepuller_refreshing", default=None)
