@@ -28,7 +28,9 @@ def make(clock: Clock, *, delay: float = 0.05, fail: list[bool] | None = None):
         await asyncio.sleep(delay)
         if fail and fail.pop(0):
             raise NoAccess("not shared")
-        return Snapshot("Folder", f"{len(calls):040x}", Path("/nonexistent"), {}, clock())
+        return Snapshot(
+            "Folder", f"{len(calls):040x}", Path("/nonexistent"), "gdrive:x", {}, clock()
+        )
 
     return refresh, calls
 

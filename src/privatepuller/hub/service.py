@@ -213,7 +213,12 @@ class SnapshotHandler(ServiceHandler):
 
 def _public(snapshot: Snapshot) -> dict[str, Any]:
     report = {k: v for k, v in snapshot.report.items() if k != "ancestors"}
-    return {"name": snapshot.name, "commit": snapshot.commit, "report": report}
+    return {
+        "name": snapshot.name,
+        "commit": snapshot.commit,
+        "source_id": snapshot.source_id,
+        "report": report,
+    }
 
 
 class BundleHandler(ServiceHandler):

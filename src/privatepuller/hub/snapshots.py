@@ -41,6 +41,7 @@ class Snapshot:
     name: str  # the folder's (or file's) own name
     commit: str  # the origin's commit for this snapshot
     origin: Path  # the bare repository holding it
+    source_id: str  # names the origin (students' servers name their local origins by it)
     # What students are told: files left out and why, and what the listing held.
     report: dict[str, Any]
     listed_at: float  # time.monotonic() of the listing this snapshot came from
