@@ -21,7 +21,7 @@ from tornado.httpserver import HTTPServer
 
 from privatepuller.errors import DownloadFailed, LoginExpired, NoAccess
 from privatepuller.hub.service import ACCESS_SCOPE, ServiceSettings, make_app
-from privatepuller.hub.snapshots import Event, Snapshot, SnapshotRef
+from privatepuller.hub.snapshots import Event, ServedSnapshot, SnapshotRef
 from privatepuller.providers.gdrive.hub import HubClient, HubService
 from privatepuller.providers.gdrive.links import GoogleDriveFileLink, GoogleDriveFolderLink
 from privatepuller.sync.origin import LocalOrigin
@@ -88,14 +88,14 @@ class Upstream:
         assert head is not None
         return head
 
-    async def refresh(self, ref: SnapshotRef, emit: Callable[[Event], None]) -> Snapshot:
+    async def refresh(self, ref: SnapshotRef, emit: Callable[[Event], None]) -> ServedSnapshot:
         self.refs.append(ref)
         for event in self.events:
             emit(event)
         if self.fail is not None:
             raise self.fail
         report = {"excluded": [], "skipped": [], "kept": [], "ancestors": list(self.ancestors)}
-        return Snapshot(
+        return ServedSnapshot(
             "Week 1", self.commit(), self.origin.path, f"gdrive:test/{ref.item_id}", report, 0.0
         )
 

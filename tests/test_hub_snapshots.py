@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from privatepuller.errors import NoAccess
-from privatepuller.hub.snapshots import Snapshot, SnapshotRef, Snapshots
+from privatepuller.hub.snapshots import ServedSnapshot, SnapshotRef, Snapshots
 
 
 class Clock:
@@ -22,13 +22,13 @@ class Clock:
 def make(clock: Clock, *, delay: float = 0.05, fail: list[bool] | None = None):
     calls: list[SnapshotRef] = []
 
-    async def refresh(ref: SnapshotRef, emit) -> Snapshot:  # type: ignore[no-untyped-def]
+    async def refresh(ref: SnapshotRef, emit) -> ServedSnapshot:  # type: ignore[no-untyped-def]
         calls.append(ref)
         emit({"output": f"listing {ref.item_id}"})
         await asyncio.sleep(delay)
         if fail and fail.pop(0):
             raise NoAccess("not shared")
-        return Snapshot(
+        return ServedSnapshot(
             "Folder", f"{len(calls):040x}", Path("/nonexistent"), "gdrive:x", {}, clock()
         )
 

@@ -36,7 +36,7 @@ from tornado.iostream import StreamClosedError
 
 from ..errors import PullError
 from ..sync.bundle import create_bundle, has_commit
-from .snapshots import Event, Snapshot, SnapshotRef, Snapshots
+from .snapshots import Event, ServedSnapshot, SnapshotRef, Snapshots
 
 log = logging.getLogger("privatepuller.service")
 
@@ -184,7 +184,9 @@ class SnapshotHandler(ServiceHandler):
             return
         await self._send({"snapshot": _public(snapshot)})
 
-    async def _stream(self, task: asyncio.Future[Snapshot], queue: asyncio.Queue[Event]) -> None:
+    async def _stream(
+        self, task: asyncio.Future[ServedSnapshot], queue: asyncio.Queue[Event]
+    ) -> None:
         while True:
             getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
             waiting: set[asyncio.Future[Any]] = {getter, task}
@@ -211,7 +213,7 @@ class SnapshotHandler(ServiceHandler):
             self._closed = True  # the student's server went away; the sync goes on
 
 
-def _public(snapshot: Snapshot) -> dict[str, Any]:
+def _public(snapshot: ServedSnapshot) -> dict[str, Any]:
     report = {k: v for k, v in snapshot.report.items() if k != "ancestors"}
     return {
         "name": snapshot.name,
@@ -254,7 +256,7 @@ class BundleHandler(ServiceHandler):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-Refresh = Callable[[SnapshotRef, Callable[[Event], None]], Awaitable[Snapshot]]
+Refresh = Callable[[SnapshotRef, Callable[[Event], None]], Awaitable[ServedSnapshot]]
 
 
 def make_app(

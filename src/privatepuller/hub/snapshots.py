@@ -37,7 +37,7 @@ class SnapshotRef:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ServedSnapshot:
     name: str  # the folder's (or file's) own name
     commit: str  # the origin's commit for this snapshot
     origin: Path  # the bare repository holding it
@@ -47,13 +47,13 @@ class Snapshot:
     listed_at: float  # time.monotonic() of the listing this snapshot came from
 
 
-Refresh = Callable[[SnapshotRef, Listener], Awaitable[Snapshot]]
+Refresh = Callable[[SnapshotRef, Listener], Awaitable[ServedSnapshot]]
 
 
 class _Flight:
     def __init__(self) -> None:
         self.listeners: list[Listener] = []
-        self.task: asyncio.Future[Snapshot] | None = None
+        self.task: asyncio.Future[ServedSnapshot] | None = None
 
     def emit(self, event: Event) -> None:
         for listener in list(self.listeners):
@@ -71,11 +71,11 @@ class Snapshots:
         self._refresh = refresh
         self.min_relist_seconds = min_relist_seconds
         self._clock = clock
-        self._latest: dict[tuple[str, str], Snapshot] = {}
+        self._latest: dict[tuple[str, str], ServedSnapshot] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
         self.refreshes = 0  # how many refreshes ran (tests, benchmarks)
 
-    async def get(self, ref: SnapshotRef, listener: Listener | None = None) -> Snapshot:
+    async def get(self, ref: SnapshotRef, listener: Listener | None = None) -> ServedSnapshot:
         key = ref.cache_key
         latest = self._latest.get(key)
         if latest is not None and self._clock() - latest.listed_at < self.min_relist_seconds:
@@ -98,7 +98,7 @@ class Snapshots:
             if listener is not None and listener in flight.listeners:
                 flight.listeners.remove(listener)
 
-    async def _run(self, key: tuple[str, str], ref: SnapshotRef, flight: _Flight) -> Snapshot:
+    async def _run(self, key: tuple[str, str], ref: SnapshotRef, flight: _Flight) -> ServedSnapshot:
         try:
             self.refreshes += 1
             snapshot = await self._refresh(ref, flight.emit)
