@@ -24,7 +24,7 @@ from privatepuller.hub.service import ACCESS_SCOPE, ServiceSettings, make_app
 from privatepuller.hub.snapshots import Event, ServedSnapshot, SnapshotRef
 from privatepuller.providers.gdrive.hub import HubClient, HubService
 from privatepuller.providers.gdrive.links import GoogleDriveFileLink, GoogleDriveFolderLink
-from privatepuller.sync.origin import LocalOrigin
+from privatepuller.sync.local_origin import LocalOrigin
 from privatepuller.sync.progress import NullProgress
 from server_helpers import free_port
 
@@ -88,6 +88,14 @@ class Upstream:
         assert head is not None
         return head
 
+    async def info(self, ref: SnapshotRef, emit: Callable[[Event], None]) -> dict[str, Any]:
+        self.refs.append(ref)
+        if self.fail is not None:
+            raise self.fail
+        source_id = f"gdrive:test/{ref.item_id}"
+        return {"name": "Week 1", "kind": ref.kind, "source_id": source_id,
+                "ancestors": list(self.ancestors)}  # fmt: skip
+
     async def refresh(self, ref: SnapshotRef, emit: Callable[[Event], None]) -> ServedSnapshot:
         self.refs.append(ref)
         for event in self.events:
@@ -96,7 +104,7 @@ class Upstream:
             raise self.fail
         report = {"excluded": [], "skipped": [], "kept": [], "ancestors": list(self.ancestors)}
         return ServedSnapshot(
-            "Week 1", self.commit(), self.origin.path, f"gdrive:test/{ref.item_id}", report, 0.0
+            "Week 1", self.commit(), self.origin.path, f"gdrive:test/{ref.item_id}", report
         )
 
 
@@ -135,7 +143,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         min_relist_seconds=0,
         folder_groups={SECRET_FOLDER: ("canvas:course:101",)},
     )
-    app = make_app(settings, upstream.refresh, auth, PREFIX)
+    app = make_app(settings, upstream.refresh, upstream.info, auth, PREFIX)
     port = free_port()
     server = HTTPServer(app)
     server.listen(port, "127.0.0.1")
@@ -279,3 +287,79 @@ async def test_a_service_that_is_down_is_said_in_words(world: World) -> None:
     )
     with pytest.raises(DownloadFailed, match="file service .* is not answering"):
         await client.snapshot(GoogleDriveFolderLink(FOLDER), NullProgress())
+
+
+# -- the whole path: the fake Drive, the service's Drive side, students' pulls --------------
+
+
+@dataclass
+class HubWorld:
+    drive_world: Any
+    url: str
+    auth: StubHubAuth
+    side: Any
+
+    def student_env(self, token: str = "ada-server-token") -> dict[str, str]:
+        return {"PRIVATEPULLER_SERVICE_URL": self.url, "JUPYTERHUB_API_TOKEN": token}
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HubWorld]:
+    from gdrive_helpers import make_world
+    from privatepuller.hub.drive import DriveSide, KeyFile
+    from privatepuller.sync.config import SyncConfig
+    from privatepuller.testing.drive.fake import FakeDrive
+
+    for name in ("GOOGLE_DRIVE_ACCESS_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    async with FakeDrive() as drive:
+        world = await make_world(tmp_path, drive)
+        key_env = {
+            "GOOGLE_APPLICATION_CREDENTIALS": str(world.key_file),
+            "GOOGLE_DRIVE_API_URL": drive.api_url,
+        }
+        config = SyncConfig(home=tmp_path / "service-home", backoff_scale=0.01)
+        side = DriveSide(config, KeyFile(key_env), find_ancestors=True)
+        auth = StubHubAuth()
+        auth.add("ada-server-token", "ada", [ACCESS_SCOPE])
+        auth.add("bo-server-token", "bo", [ACCESS_SCOPE])
+        settings = ServiceSettings(home=config.home, min_relist_seconds=30)
+        app = make_app(settings, side.refresh, side.info, auth, PREFIX)
+        port = free_port()
+        server = HTTPServer(app)
+        server.listen(port, "127.0.0.1")
+        try:
+            yield HubWorld(world, f"http://127.0.0.1:{port}{PREFIX}", auth, side)
+        finally:
+            server.stop()
+            await server.close_all_connections()
+
+
+async def test_students_pull_a_drive_folder_through_the_hub_with_no_google_token(
+    hub: HubWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privatepuller.credentials.sources import EnvCredentialSource
+    from privatepuller.pull import pull
+    from privatepuller.sync.config import SyncConfig
+    from server_helpers import tree
+
+    world = hub.drive_world
+    for who, token in (("ada", "ada-server-token"), ("bo", "bo-server-token")):
+        for name, value in hub.student_env(token).items():
+            monkeypatch.setenv(name, value)
+        config = SyncConfig(home=tmp_path / who / ".privatepuller", backoff_scale=0.01)
+        report = await pull(
+            world.folder_url(world.course),
+            parent_dir=tmp_path / who,
+            credentials=EnvCredentialSource({}),  # no Google credential in the server
+            config=config,
+        )
+        assert report.name == "Intro to Data"
+        assert len(report.added) == len(tree(tmp_path / who / "Intro to Data")) > 0
+    # One listing of the folder served both students (min_relist_seconds = 30).
+    folder_lists = [
+        r for r in world.drive.requests
+        if r.path == "/drive/v3/files" and world.course.id in r.query.get("q", "")
+    ]  # fmt: skip
+    assert len(folder_lists) == 1
+    assert tree(tmp_path / "ada" / "Intro to Data") == tree(tmp_path / "bo" / "Intro to Data")

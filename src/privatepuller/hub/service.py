@@ -31,12 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyterhub.services.auth import HubAuth
 from tornado import web
+from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
+from yarl import URL
 
 from ..errors import PullError
 from ..sync.bundle import create_bundle, has_commit
-from .snapshots import Event, ServedSnapshot, SnapshotRef, Snapshots
+from ..sync.config import SyncConfig
+from .drive import DriveSide, KeyFile
+from .snapshots import Event, Listener, ServedSnapshot, SingleFlight, SnapshotRef
 
 log = logging.getLogger("privatepuller.service")
 
@@ -96,8 +101,12 @@ class ServiceHandler(web.RequestHandler):
         return self.settings["service_settings"]
 
     @property
-    def snapshots(self) -> Snapshots:
+    def snapshots(self) -> SingleFlight[ServedSnapshot]:
         return self.settings["snapshots"]
+
+    @property
+    def infos(self) -> SingleFlight[dict[str, Any]]:
+        return self.settings["infos"]
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -151,6 +160,23 @@ class NotInGroups(PullError):
     code = "no_access"
 
 
+class InfoHandler(ServiceHandler):
+    """What a link names, as the hub sees it: resolving a link costs a Drive request, not a
+    sync (the page a student opens names the folder before the sync starts)."""
+
+    async def get(self, kind: str, item_id: str) -> None:
+        ref = self.ref(kind, item_id)
+        self.set_header("Content-Type", "application/json")
+        try:
+            await self.check_groups((item_id,))
+            info = await self.infos.get(ref)
+            await self.check_groups(tuple(info.get("ancestors", ())))
+        except PullError as error:
+            self.finish(json.dumps({"error": {"code": error.code, "message": error.message}}))
+            return
+        self.finish(json.dumps({k: v for k, v in info.items() if k != "ancestors"}))
+
+
 class SnapshotHandler(ServiceHandler):
     """Sync (or reuse) a Drive item's snapshot; progress while it runs."""
 
@@ -165,7 +191,7 @@ class SnapshotHandler(ServiceHandler):
             task = asyncio.ensure_future(self.snapshots.get(ref, queue.put_nowait))
             await self._stream(task, queue)
             snapshot = task.result()
-            await self.check_groups(snapshot.report.get("ancestors", ()))
+            await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             log.info("privatepuller service: %s for %s: %s", item_id, self.user["name"], error.code)
             await self._send({"error": {"code": error.code, "message": error.message}})
@@ -235,7 +261,7 @@ class BundleHandler(ServiceHandler):
         try:
             await self.check_groups((item_id,))
             snapshot = await self.snapshots.get(ref)
-            await self.check_groups(snapshot.report.get("ancestors", ()))
+            await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             raise web.HTTPError(403, error.message) from None
         if not has_commit(snapshot.origin, commit):
@@ -256,25 +282,48 @@ class BundleHandler(ServiceHandler):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-Refresh = Callable[[SnapshotRef, Callable[[Event], None]], Awaitable[ServedSnapshot]]
+Make = Callable[[SnapshotRef, Listener], Awaitable[Any]]
 
 
 def make_app(
-    settings: ServiceSettings, refresh: Refresh, hub_auth: Any, prefix: str
+    settings: ServiceSettings, refresh: Make, info: Make, hub_auth: Any, prefix: str
 ) -> web.Application:
-    snapshots = Snapshots(refresh, min_relist_seconds=settings.min_relist_seconds)
+    """`refresh(ref, emit)`: a `ServedSnapshot` of the item; `info(ref, emit)`: its name,
+    kind, source id and ancestors (`hub/drive.py` in the service; stand-ins in tests)."""
+    relist = settings.min_relist_seconds
     item = rf"(folder|file)/({ITEM_ID})"
-    prefix = prefix.rstrip("/") + "/"
+    prefix = re.escape(prefix.rstrip("/") + "/")
     return web.Application(
         [
-            (rf"{re.escape(prefix)}api/drive/{item}", SnapshotHandler),
-            (rf"{re.escape(prefix)}api/drive/{item}/bundle", BundleHandler),
+            (rf"{prefix}api/drive/{item}", SnapshotHandler),
+            (rf"{prefix}api/drive/{item}/info", InfoHandler),
+            (rf"{prefix}api/drive/{item}/bundle", BundleHandler),
         ],
         hub_auth=hub_auth,
         service_settings=settings,
-        snapshots=snapshots,
+        snapshots=SingleFlight(refresh, min_relist_seconds=relist),
+        infos=SingleFlight(info, min_relist_seconds=max(relist, 60.0)),
     )
 
 
-def environment_settings() -> ServiceSettings:
-    return ServiceSettings.from_json(os.environ["PRIVATEPULLER_SERVICE_SETTINGS"])
+def main() -> None:
+    """`python -m privatepuller.hub.service`: run as the hub's managed service `privatepuller`
+    (JupyterHub sets JUPYTERHUB_SERVICE_URL, _PREFIX and _API_TOKEN; `CanvasPassthrough`
+    sets PRIVATEPULLER_SERVICE_SETTINGS and GOOGLE_APPLICATION_CREDENTIALS)."""
+
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s"
+    )
+    settings = ServiceSettings.from_json(os.environ["PRIVATEPULLER_SERVICE_SETTINGS"])
+    config = SyncConfig(home=settings.home)
+    drive = DriveSide(config, KeyFile(), find_ancestors=bool(settings.folder_groups))
+    url = URL(os.environ["JUPYTERHUB_SERVICE_URL"])
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
+    app = make_app(settings, drive.refresh, drive.info, HubAuth(), prefix)
+    app.listen(url.port or 80, url.host or "127.0.0.1")
+    log.info("privatepuller service: Drive through the hub at %s%s", url, prefix)
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import DownloadFailed, TimedOut
 from ..sizes import size_text
@@ -44,6 +44,25 @@ class Snapshot:
     kept: tuple[str, ...]  # left out this time, in the snapshot from an earlier one
     downloaded_files: int
     downloaded_bytes: int
+
+    @property
+    def head(self) -> str:
+        """The commit the origin's branch is at: the new one, or the unchanged one before."""
+        head = self.commit or self.previous.commit
+        assert head is not None, "a stored snapshot always has a commit"
+        return head
+
+
+@runtime_checkable
+class Prestored(Protocol):
+    """A source whose snapshot is made elsewhere (the hub's privatepuller service, for every
+    student at once): it brings the snapshot into its local origin itself, in place of
+    `store`, and the merge then goes on as for any source."""
+
+    @property
+    def source_id(self) -> str: ...
+
+    async def store(self, config: SyncConfig, progress: Progress) -> Snapshot: ...
 
 
 def origin_for(config: SyncConfig, source_id: str) -> LocalOrigin:

@@ -9,10 +9,11 @@ No Google token is ever in this server.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,14 @@ from ...http.backoff import BackoffPolicy, Verdict
 from ...http.origin import Origin
 from ...http.session import HTTPStatusError, SessionOptions
 from ...sync.bundle import fetch_bundle
+from ...sync.config import SyncConfig
+from ...sync.local_origin import LocalOrigin
+from ...sync.manifest import Manifest, ManifestEntry
 from ...sync.progress import Progress
+from ...sync.source import Skipped, SkipReason, SyncSkip
+from ...sync.store import Snapshot, origin_for
 from .links import DriveLink, GoogleDriveFolderLink
+from .skips import DriveSkip
 
 SERVICE_URL_ENV = "PRIVATEPULLER_SERVICE_URL"
 RESOURCE_KEY_HEADER = "X-Drive-Resource-Key"
@@ -98,6 +105,19 @@ class HubService:
 
 
 @dataclass(frozen=True)
+class HubDriveItem:
+    """A Drive folder or file the hub's service can see: the repo of a Drive link resolved
+    through the hub."""
+
+    link: DriveLink = field(repr=False)  # carries the resource key
+    name: str
+    kind: str  # "folder" | "file"
+    source_id: str
+
+    immutable = False
+
+
+@dataclass(frozen=True)
 class HubSnapshot:
     """A snapshot of a Drive item on the hub: what this server fetches and merges."""
 
@@ -133,6 +153,21 @@ class HubClient:
 
     def _session(self):  # -> ReadOnlySession
         return self.options.session(Origin.of(self.service.url), StaticToken(self.service.token))
+
+    async def info(self, link: DriveLink) -> HubDriveItem:
+        """The item's name as the hub sees it (the service checks the link with Drive, and
+        whether this student may have it)."""
+        url = self.service.url / _item_path(link) / "info"
+        try:
+            async with self._session() as session:
+                data, _ = await session.get_json(url, headers=self._headers(link))
+        except HTTPStatusError as error:
+            raise _status_error(error) from None
+        except (PullError, OSError, ValueError, TimeoutError):
+            raise DownloadFailed(UNREACHABLE) from None
+        if not isinstance(data, dict) or "error" in data:
+            raise _service_error((data or {}).get("error") or {})
+        return HubDriveItem(link, str(data["name"]), str(data["kind"]), str(data["source_id"]))
 
     async def snapshot(self, link: DriveLink, progress: Progress) -> HubSnapshot:
         """Ask the service for the item's latest snapshot, relaying its progress."""
@@ -194,6 +229,71 @@ class HubClient:
             fetch_bundle(origin, bundle, snapshot.commit)
         finally:
             bundle.unlink(missing_ok=True)
+
+
+class HubDriveSource:
+    """A Drive item synced by the hub's service: its snapshot is fetched, not listed here."""
+
+    def __init__(self, client: HubClient, item: HubDriveItem) -> None:
+        self.client = client
+        self.item = item
+
+    @property
+    def source_id(self) -> str:
+        return self.item.source_id
+
+    async def store(self, config: SyncConfig, progress: Progress) -> Snapshot:
+        snapshot = await self.client.snapshot(self.item.link, progress)
+        origin = origin_for(config, snapshot.source_id)
+        await asyncio.to_thread(origin.ensure)
+        before = await asyncio.to_thread(origin.head)
+        await self.client.fetch(snapshot, origin.path, before)
+        previous = await asyncio.to_thread(_entries, origin, before)
+        entries = await asyncio.to_thread(_entries, origin, snapshot.commit)
+        report = snapshot.report
+        return Snapshot(
+            origin=origin,
+            name=snapshot.name,
+            previous=Manifest(before, previous),
+            entries=entries,
+            commit=None if before == snapshot.commit else snapshot.commit,
+            excluded=_skipped(report.get("excluded")),
+            skipped=_skipped(report.get("skipped")),
+            kept=tuple(str(path) for path in report.get("kept") or ()),
+            downloaded_files=len([p for p in entries if previous.get(p) != entries[p]]),
+            downloaded_bytes=sum(
+                e.size for p, e in entries.items() if previous.get(p) != entries[p]
+            ),
+        )
+
+
+def _entries(origin: LocalOrigin, commit: str | None) -> dict[str, ManifestEntry]:
+    """The files of a commit of the local origin, as manifest entries (by blob: the hub's
+    listing is not here, and the report compares blobs)."""
+    if commit is None:
+        return {}
+    return {
+        path: ManifestEntry(f"hub:{blob}", size, blob)
+        for path, (blob, size) in origin.files(commit).items()
+    }
+
+
+REASONS: dict[str, SkipReason] = {reason.value: reason for reason in (*SyncSkip, *DriveSkip)}
+
+
+def _skipped(rows: object) -> tuple[Skipped, ...]:
+    """The service's report of files left out (JSON), as the engine's `Skipped`."""
+    found: list[Skipped] = []
+    for row in rows if isinstance(rows, list) else ():
+        if isinstance(row, dict) and isinstance(row.get("path"), str):
+            reason = REASONS.get(str(row.get("reason")), DriveSkip.REFUSED)
+            found.append(Skipped(row["path"], reason, str(row.get("detail") or "")))
+    return tuple(found)
+
+
+def skipped_rows(skipped: Iterable[Skipped]) -> list[dict[str, str]]:
+    """`Skipped` as the service reports them (JSON)."""
+    return [{"path": s.path, "reason": s.reason.value, "detail": s.detail} for s in skipped]
 
 
 def relay(event: Mapping[str, Any], progress: Progress) -> None:
