@@ -28,9 +28,7 @@ def make(clock: Clock, *, delay: float = 0.05, fail: list[bool] | None = None):
         await asyncio.sleep(delay)
         if fail and fail.pop(0):
             raise NoAccess("not shared")
-        return ServedSnapshot(
-            "Folder", f"{len(calls):040x}", Path("/nonexistent"), "gdrive:x", {}
-        )
+        return ServedSnapshot("Folder", f"{len(calls):040x}", Path("/nonexistent"), "gdrive:x", {})
 
     return refresh, calls
 

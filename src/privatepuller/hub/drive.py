@@ -124,7 +124,11 @@ class DriveSide:
                 "excluded": skipped_rows(snapshot.excluded),
                 "skipped": skipped_rows(snapshot.skipped),
                 "kept": list(snapshot.kept),
-                "files": len(snapshot.entries),
+                "paths": [
+                    [path, entry.size]
+                    for path, entry in sorted(snapshot.entries.items())
+                    if path not in snapshot.kept
+                ],
                 "ancestors": await self.ancestors(resolved, ref),
             },
         )

@@ -13,7 +13,10 @@ same small surface as every other provider:
 - `open(repo, credentials, options, limits)`: an async context manager of a `Source` (list,
   download) that carries the repo and its session, or of a `Prestored` whose snapshot is
   made elsewhere (Drive through the hub's service).
-- `folder_name(repo)`: the default local folder name.
+- `folder_name(repo)`: the default local folder name; `is_file(repo)`: a link to one file.
+
+A provider may also speak to the instructor who checks a link in the link builder
+(`InstructorView`).
 
 Everything else a provider needs (API client, pagination, error classification, backoff
 policy, skip reasons with their words, formats) lives in its package.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from repoproviders.resolvers.base import DoesNotExist, Exists, MaybeExists, Repo
 from yarl import URL
@@ -31,10 +34,18 @@ from yarl import URL
 from ..credentials.sources import CredentialSource
 from ..http.backoff import BackoffPolicy
 from ..http.session import SessionOptions
-from ..sync.source import ListingLimits, Source
+from ..sync.source import ListingLimits, RemoteFile, Skipped, Source
 from ..sync.store import Prestored
 
-__all__ = ["DoesNotExist", "Exists", "MaybeExists", "NotVisible", "Provider", "Repo"]
+__all__ = [
+    "DoesNotExist",
+    "Exists",
+    "InstructorView",
+    "MaybeExists",
+    "NotVisible",
+    "Provider",
+    "Repo",
+]
 
 
 @dataclass(frozen=True)
@@ -82,3 +93,22 @@ class Provider[L, R, C](Protocol):
     ) -> AbstractAsyncContextManager[Source[Any] | Prestored]: ...
 
     def folder_name(self, repo: R) -> str: ...
+
+    def is_file(self, repo: R) -> bool: ...
+
+
+@runtime_checkable
+class InstructorView(Protocol):
+    """What a provider tells the instructor who checks a link (the link builder)."""
+
+    async def students_view(
+        self, source: Any, files: tuple[RemoteFile[Any], ...]
+    ) -> tuple[tuple[RemoteFile[Any], ...], list[Skipped]] | None:
+        """`files` (listed with the instructor's access, by this provider's `source`) split
+        into what students can have and what they cannot, or None when they get the same."""
+        ...
+
+    def instructor_notes(self, checked: bool) -> list[str]:
+        """Where a student's view can differ from the instructor's (`checked`: a
+        `students_view` was made)."""
+        ...

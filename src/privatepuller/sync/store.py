@@ -62,6 +62,11 @@ class Prestored(Protocol):
     @property
     def source_id(self) -> str: ...
 
+    async def list(self) -> Listing[Any]:
+        """What the snapshot holds and leaves out, as a listing (the link builder shows it);
+        its files cannot be downloaded one by one."""
+        ...
+
     async def store(self, config: SyncConfig, progress: Progress) -> Snapshot: ...
 
 

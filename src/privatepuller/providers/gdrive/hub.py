@@ -9,7 +9,6 @@ No Google token is ever in this server.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import tempfile
@@ -35,13 +34,11 @@ from ...errors import (
 from ...http.backoff import BackoffPolicy, Verdict
 from ...http.origin import Origin
 from ...http.session import HTTPStatusError, SessionOptions
-from ...sync.bundle import fetch_bundle
+from ...sync.bundle import fetch_bundle, store_fetched
 from ...sync.config import SyncConfig
-from ...sync.local_origin import LocalOrigin
-from ...sync.manifest import Manifest, ManifestEntry
-from ...sync.progress import Progress
-from ...sync.source import Skipped, SkipReason, SyncSkip
-from ...sync.store import Snapshot, origin_for
+from ...sync.progress import NullProgress, Progress
+from ...sync.source import Listing, RemoteFile, Skipped, SkipReason, SyncSkip
+from ...sync.store import Snapshot
 from .links import DriveLink, GoogleDriveFolderLink
 from .skips import DriveSkip
 
@@ -242,40 +239,38 @@ class HubDriveSource:
     def source_id(self) -> str:
         return self.item.source_id
 
+    async def list(self) -> Listing[None]:
+        """The hub's snapshot as a listing: its files, and what it leaves out."""
+        report = (await self.client.snapshot(self.item.link, NullProgress())).report
+        rows = report.get("paths")
+        files = tuple(
+            RemoteFile(row[0], row[1], f"hub:{row[0]}", None)
+            for row in (rows if isinstance(rows, list) else [])
+            if isinstance(row, list)
+            and len(row) == 2
+            and isinstance(row[0], str)
+            and isinstance(row[1], int)
+        )
+        left_out = (*_skipped(report.get("excluded")), *_skipped(report.get("skipped")))
+        return Listing(self.item.name, files, left_out)
+
     async def store(self, config: SyncConfig, progress: Progress) -> Snapshot:
         snapshot = await self.client.snapshot(self.item.link, progress)
-        origin = origin_for(config, snapshot.source_id)
-        await asyncio.to_thread(origin.ensure)
-        before = await asyncio.to_thread(origin.head)
-        await self.client.fetch(snapshot, origin.path, before)
-        previous = await asyncio.to_thread(_entries, origin, before)
-        entries = await asyncio.to_thread(_entries, origin, snapshot.commit)
         report = snapshot.report
-        return Snapshot(
-            origin=origin,
+
+        async def fetch(origin: Path, have: str | None) -> None:
+            await self.client.fetch(snapshot, origin, have)
+
+        return await store_fetched(
+            config,
+            source_id=snapshot.source_id,
             name=snapshot.name,
-            previous=Manifest(before, previous),
-            entries=entries,
-            commit=None if before == snapshot.commit else snapshot.commit,
+            commit=snapshot.commit,
+            fetch=fetch,
             excluded=_skipped(report.get("excluded")),
             skipped=_skipped(report.get("skipped")),
             kept=tuple(str(path) for path in report.get("kept") or ()),
-            downloaded_files=len([p for p in entries if previous.get(p) != entries[p]]),
-            downloaded_bytes=sum(
-                e.size for p, e in entries.items() if previous.get(p) != entries[p]
-            ),
         )
-
-
-def _entries(origin: LocalOrigin, commit: str | None) -> dict[str, ManifestEntry]:
-    """The files of a commit of the local origin, as manifest entries (by blob: the hub's
-    listing is not here, and the report compares blobs)."""
-    if commit is None:
-        return {}
-    return {
-        path: ManifestEntry(f"hub:{blob}", size, blob)
-        for path, (blob, size) in origin.files(commit).items()
-    }
 
 
 REASONS: dict[str, SkipReason] = {reason.value: reason for reason in (*SyncSkip, *DriveSkip)}

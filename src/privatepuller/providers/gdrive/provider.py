@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from yarl import URL
 
@@ -39,8 +40,8 @@ NOT_CONFIGURED = (
 class GoogleDriveProvider:
     """Drive with the service account's credentials where this process has them (the
     command line, the hub's service, `drive_token_to_servers`); otherwise, in a student's
-    server under a hub with the privatepuller service, through that service
-    (`hub.py`): the credentials are then a `HubService`, the repo a `HubDriveItem`."""
+    server under a hub with the privatepuller service, through that service (`hub.py`): the
+    credentials are then a `HubService`, the repo a `HubDriveItem`."""
 
     name = "gdrive"
     policy = GOOGLE_POLICY
@@ -92,8 +93,23 @@ class GoogleDriveProvider:
             yield GoogleDriveSource(api, repo, exports)
 
     def folder_name(self, repo: DriveRepo | HubDriveItem) -> str:
-        is_file = isinstance(repo, GoogleDriveFile) or getattr(repo, "kind", "") == "file"
-        return stem(repo.name) if is_file else repo.name
+        return stem(repo.name) if self.is_file(repo) else repo.name
+
+    def is_file(self, repo: DriveRepo | HubDriveItem) -> bool:
+        if isinstance(repo, HubDriveItem):
+            return repo.kind == "file"
+        return isinstance(repo, GoogleDriveFile)
+
+    # -- InstructorView -------------------------------------------------------------------
+
+    async def students_view(self, source: GoogleDriveSource, files: tuple[Any, ...]) -> None:
+        return None  # every student reads with the hub's account: they get what is listed
+
+    def instructor_notes(self, checked: bool) -> list[str]:
+        return [
+            "Google Drive is read with the hub's service account, the same for every student: "
+            "students get what is listed here, as long as the folder stays shared with the hub."
+        ]
 
 
 GDRIVE = GoogleDriveProvider()
