@@ -38,6 +38,7 @@ from tornado.iostream import StreamClosedError
 from yarl import URL
 
 from ..errors import PullError
+from ..providers.gdrive.hub import RESOURCE_KEY_HEADER
 from ..sync.bundle import create_bundle, has_commit
 from ..sync.config import SyncConfig
 from .drive import DriveSide, KeyFile
@@ -47,7 +48,6 @@ log = logging.getLogger("privatepuller.service")
 
 SERVICE_NAME = "privatepuller"
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
-RESOURCE_KEY_HEADER = "X-Drive-Resource-Key"
 ITEM_ID = r"[A-Za-z0-9_-]{10,200}"
 KEEPALIVE_SECONDS = 10.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
