@@ -8,6 +8,7 @@ origin, fetched as real bundles into a student's local origin.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Upstream:
     fail: Exception | None = None
     events: list[Event] = field(default_factory=list)
     ancestors: tuple[str, ...] = ()
+    paths: list[list[Any]] = field(default_factory=list)  # the report's rows
 
     def commit(self) -> str:
         blobs = {}
@@ -102,7 +104,13 @@ class Upstream:
             emit(event)
         if self.fail is not None:
             raise self.fail
-        report = {"excluded": [], "skipped": [], "kept": [], "ancestors": list(self.ancestors)}
+        report = {
+            "excluded": [],
+            "skipped": [],
+            "kept": [],
+            "paths": self.paths,
+            "ancestors": list(self.ancestors),
+        }
         return ServedSnapshot(
             "Week 1", self.commit(), self.origin.path, f"gdrive:test/{ref.item_id}", report
         )
@@ -287,6 +295,54 @@ async def test_a_service_that_is_down_is_said_in_words(world: World) -> None:
     )
     with pytest.raises(DownloadFailed, match="file service .* is not answering"):
         await client.snapshot(GoogleDriveFolderLink(FOLDER), NullProgress())
+
+
+async def test_a_stream_cut_off_part_way_is_said_in_words(world: World) -> None:
+    """The service dies while it streams progress (the connection ends inside a chunked
+    body): the student is told the service is not answering, not shown aiohttp's words."""
+
+    async def cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        line = b'{"output": "Listing the folder"}\n'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n" % (len(line), line)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut_off, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    heard: list[str] = []
+
+    class Heard(NullProgress):
+        def git_output(self, line: str) -> None:
+            heard.append(line)
+
+    client = HubClient(
+        HubService.from_env(  # type: ignore[arg-type]
+            {
+                "PRIVATEPULLER_SERVICE_URL": f"http://127.0.0.1:{port}{PREFIX}",
+                "JUPYTERHUB_API_TOKEN": "ada-server-token",
+            }
+        )
+    )
+    try:
+        with pytest.raises(DownloadFailed, match="file service .* is not answering"):
+            await client.snapshot(GoogleDriveFolderLink(FOLDER), Heard())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert heard == ["Listing the folder"]
+
+
+async def test_the_report_of_a_large_folder_reaches_the_student(world: World) -> None:
+    """The snapshot's last line lists every file: for a large folder it is longer than
+    aiohttp's own line limit (twice its 256 KiB read buffer)."""
+    world.upstream.paths = [[f"week {n % 14}/data/sample-{n:06d}.csv", n] for n in range(20_000)]
+    snapshot = await world.client().snapshot(GoogleDriveFolderLink(FOLDER), NullProgress())
+    assert len(json.dumps(snapshot.report)) > 2 * 256 * 1024
+    assert snapshot.report["paths"] == world.upstream.paths
 
 
 # -- the whole path: the fake Drive, the service's Drive side, students' pulls --------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from ...errors import (
 )
 from ...http.backoff import BackoffPolicy, Verdict
 from ...http.origin import Origin
-from ...http.session import HTTPStatusError, SessionOptions
+from ...http.session import JSON_BODY_LIMIT, TRANSFER_ERRORS, HTTPStatusError, SessionOptions
 from ...sync.bundle import fetch_bundle, store_fetched
 from ...sync.config import SyncConfig
 from ...sync.progress import NullProgress, Progress
@@ -44,6 +44,11 @@ from .skips import DriveSkip
 
 SERVICE_URL_ENV = "PRIVATEPULLER_SERVICE_URL"
 RESOURCE_KEY_HEADER = "X-Drive-Resource-Key"
+# The longest line of the service's progress stream: its last line is the snapshot's report,
+# one row per file (a listing of 100,000 files is a few MiB).
+MAX_LINE = JSON_BODY_LIMIT
+# What a service that stops answering part way raises (a cut connection, a stalled stream).
+CUT_OFF = (PullError, OSError, ValueError, *TRANSFER_ERRORS)
 
 UNREACHABLE = (
     "The hub's file service (privatepuller) is not answering, so the Drive folder could not be "
@@ -160,7 +165,7 @@ class HubClient:
                 data, _ = await session.get_json(url, headers=self._headers(link))
         except HTTPStatusError as error:
             raise _status_error(error) from None
-        except (PullError, OSError, ValueError, TimeoutError):
+        except CUT_OFF:
             raise DownloadFailed(UNREACHABLE) from None
         if not isinstance(data, dict) or "error" in data:
             raise _service_error((data or {}).get("error") or {})
@@ -175,15 +180,15 @@ class HubClient:
                 self._session() as session,
                 session.request("GET", url, headers=self._headers(link)) as response,
             ):
-                while answer is None and (line := await response.content.readline()):
+                async for line in _lines(response.content):
                     event = json.loads(line) if line.strip() else {}
                     if "snapshot" in event or "error" in event:
                         answer = event
-                    else:
-                        relay(event, progress)
+                        break
+                    relay(event, progress)
         except HTTPStatusError as error:
             raise _status_error(error) from None
-        except (PullError, OSError, ValueError, TimeoutError):
+        except CUT_OFF:
             # The service did not answer (down, restarting, cut off): say so, not the URL.
             raise DownloadFailed(UNREACHABLE) from None
         if answer is None:
@@ -221,7 +226,7 @@ class HubClient:
                             out.write(chunk)
             except HTTPStatusError as error:
                 raise _status_error(error) from None
-            except (PullError, OSError, TimeoutError):
+            except CUT_OFF:
                 raise DownloadFailed(UNREACHABLE) from None
             fetch_bundle(origin, bundle, snapshot.commit)
         finally:
@@ -289,6 +294,21 @@ def _skipped(rows: object) -> tuple[Skipped, ...]:
 def skipped_rows(skipped: Iterable[Skipped]) -> list[dict[str, str]]:
     """`Skipped` as the service reports them (JSON)."""
     return [{"path": s.path, "reason": s.reason.value, "detail": s.detail} for s in skipped]
+
+
+async def _lines(content: Any) -> AsyncIterator[bytes]:
+    """The lines of the service's stream (an aiohttp `StreamReader`), each at most `MAX_LINE`
+    bytes (aiohttp's own `readline` stops at twice its read buffer)."""
+    pending = bytearray()
+    async for chunk in content.iter_any():
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            yield bytes(pending[:end])
+            del pending[: end + 1]
+        if len(pending) > MAX_LINE:
+            raise ValueError("a line of the service's stream is too long")
+    if pending:
+        yield bytes(pending)
 
 
 def relay(event: Mapping[str, Any], progress: Progress) -> None:
