@@ -19,9 +19,10 @@ import pytest
 import requests
 from jupyterhub.services.auth import check_scopes
 from tornado.httpserver import HTTPServer
+from yarl import URL
 
 from privatepuller.errors import DownloadFailed, LoginExpired, NoAccess
-from privatepuller.hub.service import ACCESS_SCOPE, ServiceSettings, make_app
+from privatepuller.hub.service import ACCESS_SCOPE, ServiceSettings, listen_address, make_app
 from privatepuller.hub.snapshots import Event, ServedSnapshot, SnapshotRef
 from privatepuller.providers.gdrive.hub import HubClient, HubService
 from privatepuller.providers.gdrive.links import GoogleDriveFileLink, GoogleDriveFolderLink
@@ -195,6 +196,18 @@ async def test_a_student_fetches_the_snapshot_and_later_only_what_changed(world:
     assert shown == b"a,b\n" * 1000
 
 
+async def test_fetching_a_snapshot_costs_no_second_listing(world: World) -> None:
+    """min_relist_seconds = 0 lists on every request for a snapshot, but the bundle of the
+    snapshot the student was just given comes from that snapshot (one click, one listing)."""
+    client = world.client()
+    link = GoogleDriveFolderLink(FOLDER)
+    snapshot = await client.snapshot(link, NullProgress())
+    await client.fetch(snapshot, world.local_origin(), None)
+    assert len(world.upstream.refs) == 1
+    await client.snapshot(link, NullProgress())  # the next click lists again
+    assert len(world.upstream.refs) == 2
+
+
 async def test_progress_and_errors_of_the_hubs_sync_reach_the_student(world: World) -> None:
     heard: list[tuple[str, Any]] = []
 
@@ -343,6 +356,24 @@ async def test_the_report_of_a_large_folder_reaches_the_student(world: World) ->
     snapshot = await world.client().snapshot(GoogleDriveFolderLink(FOLDER), NullProgress())
     assert len(json.dumps(snapshot.report)) > 2 * 256 * 1024
     assert snapshot.report["paths"] == world.upstream.paths
+
+
+@pytest.mark.parametrize(
+    ("service_url", "address"),
+    [
+        ("http://127.0.0.1:10101", ("127.0.0.1", 10101)),
+        ("http://[::1]:10101", ("::1", 10101)),
+        ("http://10.0.3.7:10101", ("10.0.3.7", 10101)),
+        ("http://localhost:10101", ("localhost", 10101)),
+        # Zero to JupyterHub: `hub` is the Kubernetes Service in front of the hub's pod.
+        ("http://hub:10101", ("", 10101)),
+        ("http://privatepuller.jhub.svc.cluster.local:8080", ("", 8080)),
+    ],
+)
+def test_the_service_listens_where_its_url_leads(
+    service_url: str, address: tuple[str, int]
+) -> None:
+    assert listen_address(URL(service_url)) == address
 
 
 # -- the whole path: the fake Drive, the service's Drive side, students' pulls --------------

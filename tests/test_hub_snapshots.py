@@ -95,5 +95,30 @@ async def test_a_waiter_that_goes_away_does_not_cancel_the_others() -> None:
     assert len(calls) == 1
 
 
+async def test_a_link_with_another_resource_key_is_not_answered_from_the_cache() -> None:
+    """An item the account reaches only through its link needs its resource key: a request
+    without it (or with another) gets Drive's answer, not the one the key earned."""
+    clock = Clock()
+    refresh, calls = make(clock, delay=0)
+    snapshots = SingleFlight(refresh, min_relist_seconds=30, clock=clock)
+    await snapshots.get(REF)
+    await snapshots.get(REF)
+    assert len(calls) == 1
+    await snapshots.get(SnapshotRef(REF.kind, REF.item_id, None))
+    await snapshots.get(SnapshotRef(REF.kind, REF.item_id, "guessed"))
+    assert [c.resource_key for c in calls] == ["key", None, "guessed"]
+
+
+async def test_the_latest_answer_is_kept_however_old() -> None:
+    clock = Clock()
+    refresh, calls = make(clock, delay=0)
+    snapshots = SingleFlight(refresh, min_relist_seconds=0, clock=clock)
+    assert snapshots.latest(REF) is None
+    first = await snapshots.get(REF)
+    clock.now += 3600
+    assert snapshots.latest(REF) is first
+    assert len(calls) == 1
+
+
 def test_the_resource_key_is_not_in_a_refs_repr() -> None:
     assert "secret-key" not in repr(SnapshotRef("folder", "1aaaaaaaaaaaaaaaaaaa", "secret-key"))

@@ -20,6 +20,7 @@ service account can see. A folder may be limited to JupyterHub groups (`folder_g
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ SERVICE_NAME = "privatepuller"
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 ITEM_ID = r"[A-Za-z0-9_-]{10,200}"
 KEEPALIVE_SECONDS = 10.0
+LOCK_WAIT = 600.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _RESOURCE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
@@ -260,7 +262,9 @@ class BundleHandler(ServiceHandler):
             raise web.HTTPError(400, "commit and have must be commit ids")
         try:
             await self.check_groups((item_id,))
-            snapshot = await self.snapshots.get(ref)
+            # The snapshot the caller was given (or one since): no new listing for a bundle,
+            # unless this process has none (it restarted since).
+            snapshot = self.snapshots.latest(ref) or await self.snapshots.get(ref)
             await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             raise web.HTTPError(403, error.message) from None
@@ -306,6 +310,22 @@ def make_app(
     )
 
 
+def listen_address(url: URL) -> tuple[str, int]:
+    """Where the service listens, from the URL servers reach it at (`service_url`): that
+    address when it is an IP address or localhost; otherwise every interface, since a name
+    such as Kubernetes' `hub` names a Service in front of the hub's pod, not an address of
+    the pod."""
+    host = url.host or "127.0.0.1"
+    port = url.port or 80
+    if host == "localhost":
+        return host, port
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "", port
+    return host, port
+
+
 def main() -> None:
     """`python -m privatepuller.hub.service`: run as the hub's managed service `privatepuller`
     (JupyterHub sets JUPYTERHUB_SERVICE_URL, _PREFIX and _API_TOKEN; `CanvasPassthrough`
@@ -315,12 +335,15 @@ def main() -> None:
         level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s"
     )
     settings = ServiceSettings.from_json(os.environ["PRIVATEPULLER_SERVICE_SETTINGS"])
-    config = SyncConfig(home=settings.home)
+    # One sync of an item at a time (single flight); the lock waits only when two flights
+    # share an origin (the same folder linked with two resource keys, or as folder and file).
+    config = SyncConfig(home=settings.home, lock_wait=LOCK_WAIT)
     drive = DriveSide(config, KeyFile(), find_ancestors=bool(settings.folder_groups))
     url = URL(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
     app = make_app(settings, drive.refresh, drive.info, HubAuth(), prefix)
-    app.listen(url.port or 80, url.host or "127.0.0.1")
+    host, port = listen_address(url)
+    app.listen(port, host)
     log.info("privatepuller service: Drive through the hub at %s%s", url, prefix)
     IOLoop.current().start()
 

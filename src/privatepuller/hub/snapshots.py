@@ -32,8 +32,11 @@ class SnapshotRef:
     resource_key: str | None = field(default=None, repr=False)
 
     @property
-    def cache_key(self) -> tuple[str, str]:
-        return (self.kind, self.item_id)
+    def cache_key(self) -> tuple[str, str, str | None]:
+        # With its resource key: a link without the key (or with another) is answered as Drive
+        # answers it (an item the account reaches only through a link needs its key), not
+        # with what a request that had the key was given.
+        return (self.kind, self.item_id, self.resource_key)
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,16 @@ class SingleFlight[T]:
         self._make = make
         self.min_relist_seconds = min_relist_seconds
         self._clock = clock
-        self._latest: dict[tuple[str, str], tuple[T, float]] = {}
-        self._flights: dict[tuple[str, str], _Flight[T]] = {}
+        self._latest: dict[tuple[str, str, str | None], tuple[T, float]] = {}
+        self._flights: dict[tuple[str, str, str | None], _Flight[T]] = {}
         self.made = 0  # how many answers were made (tests, benchmarks)
+
+    def latest(self, ref: SnapshotRef) -> T | None:
+        """The last answer made for `ref`, however old (None: none since this process
+        started). A snapshot a student was just given is fetched from this one: its bundle
+        must not cost another listing."""
+        latest = self._latest.get(ref.cache_key)
+        return None if latest is None else latest[0]
 
     async def get(self, ref: SnapshotRef, listener: Listener | None = None) -> T:
         key = ref.cache_key
@@ -98,7 +108,9 @@ class SingleFlight[T]:
             if listener is not None and listener in flight.listeners:
                 flight.listeners.remove(listener)
 
-    async def _run(self, key: tuple[str, str], ref: SnapshotRef, flight: _Flight[T]) -> T:
+    async def _run(
+        self, key: tuple[str, str, str | None], ref: SnapshotRef, flight: _Flight[T]
+    ) -> T:
         try:
             self.made += 1
             started = self._clock()
