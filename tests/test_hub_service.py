@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -56,7 +57,8 @@ class StubHubAuth:
         return check_scopes(required, set(model["scopes"]))  # type: ignore[no-any-return]
 
     async def _api_request(self, method: str, url: str) -> dict[str, Any]:
-        name = url.rsplit("/", 1)[1]
+        # As the hub reads the URL: the path (a "#" ends it), its last segment unquoted.
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[1])
         return {"name": name, "groups": self.groups.get(name, [])}
 
 
@@ -256,6 +258,17 @@ async def test_a_folder_limited_to_groups_is_served_only_to_their_members(world:
     # ... and its bundle too: Bo cannot fetch the commit Ada was given.
     with pytest.raises(NoAccess):
         await world.client("bo-server-token").fetch(snapshot, world.local_origin("bo"), None)
+
+
+async def test_group_membership_is_asked_for_the_callers_own_name(world: World) -> None:
+    """A user name with "#" (or "?") is quoted in the hub API's URL: unquoted, "ada#x" would
+    be answered with the groups of "ada"."""
+    world.auth.add("ada-x-token", "ada#x", [ACCESS_SCOPE])
+    with pytest.raises(NoAccess, match="canvas:course:101"):
+        await world.client("ada-x-token").snapshot(
+            GoogleDriveFolderLink(SECRET_FOLDER), NullProgress()
+        )
+    assert world.upstream.refs == []
 
 
 async def test_a_file_inside_a_limited_folder_is_limited_too(world: World) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jupyterhub.services.auth import HubAuth
 from tornado import web
@@ -153,7 +154,8 @@ class ServiceHandler(web.RequestHandler):
     async def _groups_of(self, name: str) -> set[str]:
         # The service's own token reads group membership (read:users:groups); a server's
         # token may not.
-        url = f"{self.hub_auth.api_url.rstrip('/')}/users/{name}"
+        # Quoted: a name with "#" or "?" would otherwise ask for another user's groups.
+        url = f"{self.hub_auth.api_url.rstrip('/')}/users/{quote(name, safe='')}"
         model = await self.hub_auth._api_request("GET", url)
         return set(model.get("groups") or [])
 
