@@ -116,6 +116,7 @@ async def store_fetched(
         kept=kept,
         downloaded_files=len(changed),
         downloaded_bytes=sum(entry.size for entry in changed.values()),
+        head=commit,
     )
 
 

@@ -44,13 +44,7 @@ class Snapshot:
     kept: tuple[str, ...]  # left out this time, in the snapshot from an earlier one
     downloaded_files: int
     downloaded_bytes: int
-
-    @property
-    def head(self) -> str:
-        """The commit the origin's branch is at: the new one, or the unchanged one before."""
-        head = self.commit or self.previous.commit
-        assert head is not None, "a stored snapshot always has a commit"
-        return head
+    head: str  # the commit the origin's branch is at: the new one, or the unchanged one
 
 
 @runtime_checkable
@@ -110,8 +104,9 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
     message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.source_id}\n"
     blobs = {path: entry.blob for path, entry in entries.items()}
     commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
+    head = commit or await asyncio.to_thread(origin.head)
+    assert head is not None, "commit_tree leaves the branch at a commit"
     if commit is not None or previous.commit is None:
-        head = commit or await asyncio.to_thread(origin.head)
         try:
             await asyncio.to_thread(Manifest(head, entries).save, origin.manifest_path)
         except OSError as error:
@@ -127,6 +122,7 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
         kept=tuple(kept),
         downloaded_files=len(downloaded),
         downloaded_bytes=sum(sizes.values()),
+        head=head,
     )
 
 
