@@ -28,7 +28,7 @@ GiB = 1024 * MiB
 REPO = Path(__file__).resolve().parent.parent
 
 # Workload ids (for --only), in the order they run and print.
-WORKLOADS = ("cold", "resync", "changed", "large", "students")
+WORKLOADS = ("cold", "resync", "changed", "large", "students", "service")
 PROVIDERS = ("canvas", "drive")
 
 # Canvas's leaky bucket as Instructure documents it for its cloud (the fake's defaults).
@@ -58,6 +58,7 @@ class Sizes:
     student_folders: int = 2
     student_size: int = 50 * KiB
     spread: float = 60.0  # the students' clicks are spread evenly over this many seconds
+    many: int = 500  # students clicking at once through the hub's service
 
 
 FULL = Sizes()
@@ -69,6 +70,7 @@ QUICK = Sizes(
     students=4,
     student_files=4,
     spread=0.5,
+    many=8,
 )
 
 
@@ -636,6 +638,24 @@ def run_drive(opts: Options) -> list[Row]:
             rate, burst = DRIVE_SHARED["rate"], DRIVE_SHARED["burst"]
             label = f"one shared quota {rate:.0f} req/s, burst {burst}"
             rows.append(students("drive", server, tree, opts, label, "students"))
+        if "service" in opts.only:
+            from .service import service_rows
+
+            server.call("set_quota", DRIVE_SHARED)
+            server.info["quota"] = DRIVE_SHARED
+            files = spread_files(
+                "Week 1", sizes.student_files, sizes.student_folders, sizes.student_size
+            )
+            opts.log(f"drive: {sizes.students} and {sizes.many} students through the service")
+            rows += service_rows(
+                server,
+                provider.tree(files),
+                provider.key_file,
+                opts.workdir / "drive" / "service",
+                sizes.students,
+                sizes.spread,
+                sizes.many,
+            )
     return rows
 
 

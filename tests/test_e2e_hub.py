@@ -1,6 +1,8 @@
 """A real JupyterHub: students log in with Canvas (GenericOAuthenticator against the fake
 Canvas), their servers start, and nbgitpuller links pull with the passed-through token, also
-after Canvas expired it.
+after Canvas expired it. The module's hub hands Google tokens to servers
+(`drive_token_to_servers=True`, still supported); Drive through the hub's privatepuller
+service, the default, is tests/test_e2e_hub_service.py.
 
 Everything is real except Canvas and Google (the fakes): jupyterhub and oauthenticator from PyPI,
 configurable-http-proxy from npm, SimpleLocalProcessSpawner running jupyterhub-singleuser
@@ -389,6 +391,10 @@ def start_world(
     course, ada, bo = canvas_thread.call(populate)
     drive_folder = drive_thread.call(populate_drive)
     args = canvas_thread.call(passthrough, canvas, course) if passthrough else ""
+    # The privatepuller service (registered with the key) on a port of its own: hubs of other
+    # tests may run at the same time.
+    service_url = f"service_url='http://127.0.0.1:{free_port()}'"
+    args = f"{args},\n    {service_url}" if args else service_url
     hub = Hub(
         workdir,
         canvas_thread,
@@ -416,7 +422,9 @@ def stop_world(world: World) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_proxy()
-    started = start_world(tmp_path_factory.mktemp("hub"))
+    started = start_world(
+        tmp_path_factory.mktemp("hub"), passthrough=lambda *_: "drive_token_to_servers=True"
+    )
     yield started
     stop_world(started)
 
@@ -476,6 +484,8 @@ def test_student_pulls_with_the_passed_through_token_also_after_it_expires(world
     assert drive_requests
     assert all(r.authorization == f"Bearer {google['access_token']}" for r in drive_requests)
     assert len(hub.drive_thread.call(lambda: list(hub.drive_thread.drive.token_requests))) == 1
+    # The admin was told, once, what every student can now read with that token.
+    assert hub.log().count("drive_token_to_servers = True: every student's server gets") == 1
 
     # 2. Canvas expires the token early. Clicking the link again makes the hub refresh the
     #    user (OAuthenticator: userdata refused, refresh_token grant); the pull then gets the

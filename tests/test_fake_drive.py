@@ -460,6 +460,41 @@ async def test_token_endpoint_rejects_foreign_signature(
     assert drive.tokens[body["access_token"]].scope == DRIVE_READONLY
 
 
+async def test_a_rotated_key_mints_and_a_deleted_key_no_longer_does(
+    drive: FakeDrive, http: aiohttp.ClientSession
+) -> None:
+    """A second key of the same account (rotation) has its own id and signs for itself; once
+    the admin deletes the old key, Google refuses its assertions, and with `revoke_tokens`
+    the access tokens minted with it stop working."""
+    old = drive.service_account_key()
+    new = drive.service_account_key(new_key=True)
+    assert new["client_email"] == old["client_email"]
+    assert new["private_key_id"] != old["private_key_id"]
+    assert new["private_key"] != old["private_key"]
+
+    def credentials(key: dict[str, str]) -> service_account.Credentials:
+        return service_account.Credentials.from_service_account_info(key, scopes=[DRIVE_READONLY])
+
+    minted = {}
+    for name, key in (("old", old), ("new", new)):
+        creds = credentials(key)
+        await run(lambda creds=creds: creds.refresh(AuthRequest()))
+        minted[name] = creds.token
+        assert drive.tokens[creds.token].key_id == key["private_key_id"]
+
+    drive.delete_key(old["private_key_id"], revoke_tokens=True)
+    with pytest.raises(RefreshError, match="Invalid JWT Signature"):
+        await run(lambda: credentials(old).refresh(AuthRequest()))
+    folder = drive.add_folder("course", share_with=SA)
+    statuses = []
+    for name in ("old", "new"):
+        headers = {"Authorization": f"Bearer {minted[name]}"}
+        async with http.get(f"{drive.api_url}files/{folder.id}", headers=headers) as r:
+            statuses.append(r.status)
+    assert statuses == [401, 200]
+    await run(lambda: credentials(new).refresh(AuthRequest()))  # the new key still mints
+
+
 # --- authentication, recording ------------------------------------------------------------
 
 

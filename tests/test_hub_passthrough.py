@@ -98,7 +98,10 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
         key = drive.service_account_key()
         key_path = tmp_path / "drive-sa.json"
         key_path.write_text(json.dumps(key))
-        passthrough = CanvasPassthrough(canvas.base_url, google_service_account_key=key_path)
+        # Today's path, kept for hubs that choose it: Google tokens in auth_state and servers.
+        passthrough = CanvasPassthrough(
+            canvas.base_url, google_service_account_key=key_path, drive_token_to_servers=True
+        )
         c = Config()
         passthrough.configure(
             c, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, oauth_callback_url=CALLBACK
@@ -269,7 +272,11 @@ async def test_unreadable_key_gives_the_student_a_message_and_the_admin_the_reas
 
 
 async def test_missing_key_file_and_refused_key(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
-    missing = CanvasPassthrough(hub.canvas.base_url, google_service_account_key="/nonexistent")
+    missing = CanvasPassthrough(
+        hub.canvas.base_url,
+        google_service_account_key="/nonexistent",
+        drive_token_to_servers=True,
+    )
     assert missing.google is not None and "does not exist" in (missing.google.check() or "")
     state = {"token_response": {"expires_in": 3600}}
     with caplog.at_level(logging.INFO):
@@ -344,7 +351,10 @@ async def test_auth_state_hook_mints_google_when_the_stored_token_is_stale(hub: 
 async def test_tokens_can_be_kept_out_of_the_environment(hub: Hub) -> None:
     state = (await hub.login())["auth_state"]
     quiet = CanvasPassthrough(
-        hub.canvas.base_url, google_service_account_key=hub.key_path, export_tokens_to_env=False
+        hub.canvas.base_url,
+        google_service_account_key=hub.key_path,
+        export_tokens_to_env=False,
+        drive_token_to_servers=True,
     )
     s = spawner(hub.authenticator)
     await quiet.auth_state_hook(s, state)
@@ -427,3 +437,65 @@ def test_hooks_loaded_by_traitlets_share_one_passthrough(tmp_path: Path) -> None
     authenticator = GenericOAuthenticator(config=c)
     assert authenticator.modify_auth_state_hook.__self__ is passthrough
     assert authenticator.refresh_user_hook.__self__ is passthrough
+
+
+# -- secure by default: Drive through the hub's service ---------------------------------------
+
+
+async def test_with_a_key_no_google_token_reaches_servers_and_the_service_is_registered(
+    hub: Hub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secure = CanvasPassthrough(
+        hub.canvas.base_url,
+        google_service_account_key=hub.key_path,
+        service_url="http://127.0.0.1:10199",
+        folder_groups={"1secretfolderaaaaaaaa": ["canvas:course:101"]},
+    )
+    c = Config()
+    with caplog.at_level(logging.WARNING):
+        secure.configure(c)
+    assert not [r for r in caplog.records if "drive_token_to_servers" in r.message]
+    (service,) = c.JupyterHub.services
+    assert service["name"] == "privatepuller"
+    assert service["url"] == "http://127.0.0.1:10199"
+    assert service["command"][-2:] == ["-m", "privatepuller.hub.service"]
+    settings = json.loads(service["environment"]["PRIVATEPULLER_SERVICE_SETTINGS"])
+    assert settings["folder_groups"] == {"1secretfolderaaaaaaaa": ["canvas:course:101"]}
+    assert service["environment"]["GOOGLE_APPLICATION_CREDENTIALS"] == str(hub.key_path)
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    # User servers may call the service, and nothing more is granted for it.
+    assert "access:services!service=privatepuller" in roles["server"]["scopes"]
+    assert "access:services!service=privatepuller" in roles["user"]["scopes"]
+    assert roles["privatepuller-service"] == {
+        "name": "privatepuller-service",
+        "scopes": ["read:users:groups"],
+        "services": ["privatepuller"],
+    }
+    assert c.Spawner.environment["PRIVATEPULLER_SERVICE_URL"] == (
+        "http://127.0.0.1:10199/services/privatepuller/"
+    )
+
+    # Neither auth_state (which a server's token may read) nor the environment gets a token.
+    state = (await hub.login())["auth_state"]
+    fresh = await secure.modify_auth_state_hook(hub.authenticator, dict(state))
+    assert "google" not in fresh[AUTH_STATE_KEY]
+    s = spawner(hub.authenticator)
+    await secure.auth_state_hook(s, fresh)
+    assert "GOOGLE_DRIVE_ACCESS_TOKEN" not in s.environment
+    assert not [t for t in hub.drive.tokens if t in json.dumps(fresh) + str(s.environment)]
+
+
+async def test_drive_token_to_servers_says_what_any_student_can_then_read(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = Config()
+    with caplog.at_level(logging.WARNING):
+        CanvasPassthrough(
+            "https://canvas.example.edu",
+            google_service_account_key=hub.key_path,
+            drive_token_to_servers=True,
+        ).configure(c)
+    warnings = [r.message for r in caplog.records if "drive_token_to_servers" in r.message]
+    assert len(warnings) == 1
+    assert "every course's folders" in warnings[0]
+    assert "services" not in c.JupyterHub or not c.JupyterHub.services

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from privatepuller.errors import NoAccess
-from privatepuller.hub.snapshots import Snapshot, SnapshotRef, Snapshots
+from privatepuller.hub.snapshots import ServedSnapshot, SingleFlight, SnapshotRef
 
 
 class Clock:
@@ -22,13 +22,13 @@ class Clock:
 def make(clock: Clock, *, delay: float = 0.05, fail: list[bool] | None = None):
     calls: list[SnapshotRef] = []
 
-    async def refresh(ref: SnapshotRef, emit) -> Snapshot:  # type: ignore[no-untyped-def]
+    async def refresh(ref: SnapshotRef, emit) -> ServedSnapshot:  # type: ignore[no-untyped-def]
         calls.append(ref)
         emit({"output": f"listing {ref.item_id}"})
         await asyncio.sleep(delay)
         if fail and fail.pop(0):
             raise NoAccess("not shared")
-        return Snapshot("Folder", f"{len(calls):040x}", Path("/nonexistent"), {}, clock())
+        return ServedSnapshot("Folder", f"{len(calls):040x}", Path("/nonexistent"), "gdrive:x", {})
 
     return refresh, calls
 
@@ -39,7 +39,7 @@ REF = SnapshotRef("folder", "1aaaaaaaaaaaaaaaaaaa", "key")
 async def test_concurrent_requests_share_one_refresh_and_all_hear_its_progress() -> None:
     clock = Clock()
     refresh, calls = make(clock)
-    snapshots = Snapshots(refresh, min_relist_seconds=30, clock=clock)
+    snapshots = SingleFlight(refresh, min_relist_seconds=30, clock=clock)
     heard: list[list[dict[str, str]]] = [[] for _ in range(20)]
     results = await asyncio.gather(*(snapshots.get(REF, heard[i].append) for i in range(20)))
     assert len(calls) == 1
@@ -52,7 +52,7 @@ async def test_concurrent_requests_share_one_refresh_and_all_hear_its_progress()
 async def test_a_recent_snapshot_is_reused_and_an_old_one_relisted() -> None:
     clock = Clock()
     refresh, calls = make(clock, delay=0)
-    snapshots = Snapshots(refresh, min_relist_seconds=30, clock=clock)
+    snapshots = SingleFlight(refresh, min_relist_seconds=30, clock=clock)
     first = await snapshots.get(REF)
     clock.now += 29
     assert await snapshots.get(REF) is first
@@ -65,7 +65,7 @@ async def test_a_recent_snapshot_is_reused_and_an_old_one_relisted() -> None:
 async def test_zero_relists_on_every_request() -> None:
     clock = Clock()
     refresh, calls = make(clock, delay=0)
-    snapshots = Snapshots(refresh, min_relist_seconds=0, clock=clock)
+    snapshots = SingleFlight(refresh, min_relist_seconds=0, clock=clock)
     await snapshots.get(REF)
     await snapshots.get(REF)
     assert len(calls) == 2
@@ -74,7 +74,7 @@ async def test_zero_relists_on_every_request() -> None:
 async def test_a_failed_refresh_reaches_every_waiter_and_is_not_remembered() -> None:
     clock = Clock()
     refresh, calls = make(clock, fail=[True, False])
-    snapshots = Snapshots(refresh, min_relist_seconds=30, clock=clock)
+    snapshots = SingleFlight(refresh, min_relist_seconds=30, clock=clock)
     results = await asyncio.gather(*(snapshots.get(REF) for _ in range(5)), return_exceptions=True)
     assert all(isinstance(r, NoAccess) for r in results)
     assert len(calls) == 1
@@ -84,7 +84,7 @@ async def test_a_failed_refresh_reaches_every_waiter_and_is_not_remembered() -> 
 async def test_a_waiter_that_goes_away_does_not_cancel_the_others() -> None:
     clock = Clock()
     refresh, calls = make(clock, delay=0.2)
-    snapshots = Snapshots(refresh, min_relist_seconds=30, clock=clock)
+    snapshots = SingleFlight(refresh, min_relist_seconds=30, clock=clock)
     leaving = asyncio.ensure_future(snapshots.get(REF))
     staying = asyncio.ensure_future(snapshots.get(REF))
     await asyncio.sleep(0.05)
@@ -92,6 +92,31 @@ async def test_a_waiter_that_goes_away_does_not_cancel_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await leaving
     assert (await staying).commit == f"{1:040x}"
+    assert len(calls) == 1
+
+
+async def test_a_link_with_another_resource_key_is_not_answered_from_the_cache() -> None:
+    """An item the account reaches only through its link needs its resource key: a request
+    without it (or with another) gets Drive's answer, not the one the key earned."""
+    clock = Clock()
+    refresh, calls = make(clock, delay=0)
+    snapshots = SingleFlight(refresh, min_relist_seconds=30, clock=clock)
+    await snapshots.get(REF)
+    await snapshots.get(REF)
+    assert len(calls) == 1
+    await snapshots.get(SnapshotRef(REF.kind, REF.item_id, None))
+    await snapshots.get(SnapshotRef(REF.kind, REF.item_id, "guessed"))
+    assert [c.resource_key for c in calls] == ["key", None, "guessed"]
+
+
+async def test_the_latest_answer_is_kept_however_old() -> None:
+    clock = Clock()
+    refresh, calls = make(clock, delay=0)
+    snapshots = SingleFlight(refresh, min_relist_seconds=0, clock=clock)
+    assert snapshots.latest(REF) is None
+    first = await snapshots.get(REF)
+    clock.now += 3600
+    assert snapshots.latest(REF) is first
     assert len(calls) == 1
 
 

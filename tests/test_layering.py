@@ -9,13 +9,14 @@ at module level or inside a function, becomes an edge, relative imports resolved
     http/                           errors, sizes
     credentials/                    http/, errors
     sync/                           http/ (its defaults), errors, sizes
-    providers/<name>/, base         http/, credentials/, sync/source and sync/names, each other
-                                    provider never
+    providers/<name>/, base         http/, credentials/, sync/'s contract with sources (source,
+                                    names, progress, config, store; bundle for snapshots made
+                                    elsewhere), each other provider never
     providers/__init__              its providers
     providers/repoproviders         the adapter: providers, pull, sync/config and sync/store
     pull                            providers, credentials, sync, targets
     server/, cli, console, demo     pull and providers/ (never a provider's own package)
-    hub/                            credentials/, http/, providers/ (Canvas's API), sync/
+    hub/                            credentials/, http/, providers/, pull, sync/
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ def test_the_cycle_finder_finds_cycles() -> None:
             pp("providers", "credentials", "server", "hub", "pull", "cli", "console", "demo")
             + pp("link"),
         ),
-        (pp("hub"), pp("server", "pull", "cli", "console", "demo", "link")),
+        # The hub's service is a caller of the pull path (resolve, open), like the server.
+        (pp("hub"), pp("server", "cli", "console", "demo", "link")),
         (pp("server"), pp("hub", "cli", "console", "demo")),
         (pp("cli", "console", "demo"), pp("server", "hub")),
     ],
@@ -226,11 +228,15 @@ def test_providers_import_no_caller_and_no_other_provider() -> None:
     assert violations(providers, pp("server", "hub", "pull", "cli", "console", "demo")) == []
     assert violations(pp("providers.canvas"), pp("providers.gdrive")) == []
     assert violations(pp("providers.gdrive"), pp("providers.canvas")) == []
-    # From the engine, only what a provider gives it and how it names files.
+    # From the engine, only what a provider gives it and how it names files; a source whose
+    # snapshot is made elsewhere (Drive through the hub) gives it a stored snapshot, through
+    # the engine's own step for that (sync/bundle.store_fetched).
     engine = [
         e for e in PRODUCT_EDGES if within(e.source, *providers) and within(e.target, *pp("sync"))
     ]
-    assert {e.target for e in engine} <= set(pp("sync.source", "sync.names")), engine
+    contract = pp("sync.source", "sync.names", "sync.progress", "sync.config", "sync.store")
+    allowed = {*contract, *pp("sync.bundle")}
+    assert {e.target for e in engine} <= allowed, engine
     # The repoproviders adapter goes through pull.py, like every other caller.
     assert violations(pp("providers.repoproviders"), pp("server", "hub", "cli", "demo")) == []
 

@@ -25,7 +25,7 @@ from .sync.engine import SyncReport, sync
 from .sync.names import sanitize_component
 from .sync.progress import NullProgress, Progress
 from .sync.source import ListingLimits, Source
-from .sync.store import origin_for
+from .sync.store import Prestored, origin_for
 from .targets import claim_target, visible_name
 
 # A provider's link (frozen, hashable): what a URL names, not yet checked.
@@ -102,7 +102,7 @@ def is_local_origin(remote: str, config: SyncConfig) -> bool:
     return path.startswith(os.path.realpath(config.origins_dir) + os.sep)
 
 
-def is_origin_of(remote: str, source: Source, config: SyncConfig) -> bool:
+def is_origin_of(remote: str, source: Source[Any] | Prestored, config: SyncConfig) -> bool:
     """Is `remote` this source's local origin (a path; `file://` for clones made before)?"""
     origin = origin_for(config, source.source_id)
     return os.path.realpath(remote.removeprefix("file://")) == origin.location
@@ -111,7 +111,7 @@ def is_origin_of(remote: str, source: Source, config: SyncConfig) -> bool:
 @asynccontextmanager
 async def open_source(
     resolved: Resolved, config: SyncConfig, progress: Progress | None = None
-) -> AsyncIterator[Source]:
+) -> AsyncIterator[Source[Any] | Prestored]:
     """The resolved folder's `Source`, with the credentials it was resolved with."""
     async with resolved.provider.open(
         resolved.repo,

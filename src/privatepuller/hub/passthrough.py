@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -64,6 +65,7 @@ from ..credentials.auth_state import (
 from ..credentials.service_account import ServiceAccountMinter
 from ..errors import ConfigurationError
 from ..http.session import SessionOptions
+from ..providers.gdrive.hub import SERVICE_URL_ENV
 from .canvas import CANVAS_GROUP_SCOPES, CANVAS_SCOPES, canvas_oauth_settings, normalize_canvas_url
 from .groups import (
     CANVAS_UNAVAILABLE_MESSAGE,
@@ -75,6 +77,8 @@ from .groups import (
     course_id_of,
     read_membership,
 )
+from .service import ACCESS_SCOPE as SERVICE_ACCESS_SCOPE
+from .service import SERVICE_NAME
 
 # What a student sees on the page when the hub cannot mint Drive tokens; the admin gets the
 # reason in the hub log (it can name files and Google's error, which the student cannot act on).
@@ -107,6 +111,10 @@ Hook = Callable[..., Any]
 _REFRESHING: ContextVar[str | None] = ContextVar("privatepuller_refreshing", default=None)
 _UNSET = object()
 
+# The role that lets the hub-managed service (`privatepuller.hub.service`) read groups.
+SERVICE_ROLE = "privatepuller-service"
+DEFAULT_SERVICE_URL = "http://127.0.0.1:10101"
+
 
 class CanvasPassthrough:
     """Hooks and settings for a hub whose users log in with Canvas (GenericOAuthenticator)."""
@@ -124,12 +132,25 @@ class CanvasPassthrough:
         allowed_courses: Iterable[int | str] = (),
         groups_timeout: float = DEFAULT_TIMEOUT,
         groups_session: SessionOptions = GROUPS_SESSION,
+        drive_token_to_servers: bool = False,
+        service_url: str = DEFAULT_SERVICE_URL,
+        service_home: str | Path | None = None,
+        min_relist_seconds: float = 30.0,
+        folder_groups: dict[str, Iterable[str]] | None = None,
     ) -> None:
         """`canvas_groups=True`: at login and refresh, read the student's active courses and
         Canvas groups and hand them to JupyterHub as groups (`privatepuller.hub.groups`).
         `allowed_courses`: only users with an active enrollment in one of these courses may
         log in (implies `canvas_groups`). `groups_timeout` bounds how long a login waits for
-        Canvas; `groups_session` is how those reads retry (tests use a faster clock)."""
+        Canvas; `groups_session` is how those reads retry (tests use a faster clock).
+
+        With a service-account key, Drive goes through the hub's `privatepuller` service
+        (registered by `configure`): `service_url` is where it listens, as user servers reach
+        it; `service_home` its disk (default: `privatepuller-service` in the hub's working
+        folder); `min_relist_seconds` how long a snapshot serves before Drive is asked again;
+        `folder_groups` limits Drive folders (by id) to JupyterHub groups. No Google token
+        reaches user servers. `drive_token_to_servers=True` instead hands every server a
+        token of the service account (which reads everything shared with it)."""
         self.canvas_url = normalize_canvas_url(canvas_url)
         self.refresh_margin = float(refresh_margin)
         self.username_claim = username_claim
@@ -147,6 +168,12 @@ class CanvasPassthrough:
         self.google = (
             ServiceAccountMinter(google_service_account_key) if google_service_account_key else None
         )
+        self.key_path = str(google_service_account_key) if google_service_account_key else None
+        self.drive_token_to_servers = bool(drive_token_to_servers)
+        self.service_url = service_url.rstrip("/")
+        self.service_home = str(service_home or Path.cwd() / "privatepuller-service")
+        self.min_relist_seconds = float(min_relist_seconds)
+        self.folder_groups = {k: sorted(set(v)) for k, v in (folder_groups or {}).items()}
         self._logged: dict[str, float] = {}
         # Canvas user id -> (groups, when read): the last groups read for each user, so that a
         # failed read keeps them (seeded from the stored auth_state at each refresh).
@@ -223,8 +250,59 @@ class CanvasPassthrough:
         )
         if self.canvas_groups:
             self._configure_groups(c)
+        if self.google is not None and not self.drive_token_to_servers:
+            self._configure_service(c)
+        elif self.google is not None:
+            _app_log().warning(
+                "privatepuller: drive_token_to_servers = True: every student's server gets a "
+                "drive.readonly token of %s, with which any student can read everything "
+                "shared with that account (every course's folders), not only the folders "
+                "linked to them. Leave it off to sync Drive through the hub's privatepuller "
+                "service, where the token stays.",
+                self.google.email,
+            )
         scrub_tornado_request_logs()
         self._check_config(c)
+
+    @property
+    def service_enabled(self) -> bool:
+        """Drive through the hub's service: a key, and no tokens handed to servers."""
+        return self.google is not None and not self.drive_token_to_servers
+
+    def service_definition(self) -> dict[str, Any]:
+        """The `c.JupyterHub.services` entry of the hub-managed `privatepuller` service."""
+        assert self.key_path is not None
+        settings = {
+            "home": self.service_home,
+            "min_relist_seconds": self.min_relist_seconds,
+            "folder_groups": self.folder_groups,
+        }
+        environment = {
+            "GOOGLE_APPLICATION_CREDENTIALS": self.key_path,
+            "PRIVATEPULLER_SERVICE_SETTINGS": json.dumps(settings),
+        }
+        if os.environ.get("GOOGLE_DRIVE_API_URL"):  # tests against a fake Drive
+            environment["GOOGLE_DRIVE_API_URL"] = os.environ["GOOGLE_DRIVE_API_URL"]
+        return {
+            "name": SERVICE_NAME,
+            "url": self.service_url,
+            "command": [sys.executable, "-m", "privatepuller.hub.service"],
+            "environment": environment,
+            "display": False,
+        }
+
+    def _configure_service(self, c: Any) -> None:
+        """Register the service, let user servers (and only them) call it, let it read group
+        membership, and tell servers where it is."""
+        services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+        services = [s for s in services if s.get("name") != SERVICE_NAME]
+        services.append(self.service_definition())
+        c.JupyterHub.services = services
+        roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+        c.JupyterHub.load_roles = service_roles(roles)
+        environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+        environment[SERVICE_URL_ENV] = f"{self.service_url}/services/{SERVICE_NAME}/"
+        c.Spawner.environment = environment
 
     def _configure_groups(self, c: Any) -> None:
         """manage_groups, auth_state_groups_key and, with allowed_courses, allowed_groups and
@@ -309,7 +387,7 @@ class CanvasPassthrough:
             if isinstance(expires_in, int | float) and expires_in > 0:
                 expires_at = obtained_at + float(expires_in)
         ours = new_section(self.canvas_url, obtained_at, expires_at)
-        if self.google is not None:
+        if self.google is not None and self.drive_token_to_servers:
             ours["google"] = await self._google_state(_log_of(authenticator))
         if self.canvas_groups:
             ours.update(await self._groups_state(authenticator, auth_state))
@@ -401,7 +479,7 @@ class CanvasPassthrough:
         env["CANVAS_BASE_URL"] = str(ours.get("canvas_base_url") or self.canvas_url)
         if self.export_tokens_to_env:
             env["CANVAS_ACCESS_TOKEN"] = str(auth_state["access_token"])
-        if self.google is not None:
+        if self.google is not None and self.drive_token_to_servers:
             google = ours.get("google")
             if not google_is_fresh(google, self.refresh_margin):
                 # Spawns normally follow a refresh (refresh_pre_spawn), but not when the admin
@@ -553,6 +631,22 @@ def merge_roles(roles: list[Any]) -> list[Any]:
         if AUTH_STATE_SCOPE not in scopes:
             scopes.append(AUTH_STATE_SCOPE)
         existing["scopes"] = scopes
+    return merged
+
+
+def service_roles(roles: list[Any]) -> list[Any]:
+    """`roles` where the `user` and `server` roles may access the privatepuller service (a
+    token's scopes are its role's within its owner's), and the service may read who is in
+    which group (folders limited to groups)."""
+    merged = merge_roles(roles)
+    for role in merged:
+        named = isinstance(role, dict) and role.get("name") in ("user", "server")
+        if named and SERVICE_ACCESS_SCOPE not in role["scopes"]:
+            role["scopes"] = [*role["scopes"], SERVICE_ACCESS_SCOPE]
+    merged = [r for r in merged if not (isinstance(r, dict) and r.get("name") == SERVICE_ROLE)]
+    merged.append(
+        {"name": SERVICE_ROLE, "scopes": ["read:users:groups"], "services": [SERVICE_NAME]}
+    )
     return merged
 
 

@@ -20,6 +20,7 @@ service account can see. A folder may be limited to JupyterHub groups (`folder_g
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -30,21 +31,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from jupyterhub.services.auth import HubAuth
 from tornado import web
+from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
+from yarl import URL
 
 from ..errors import PullError
+from ..providers.gdrive.hub import RESOURCE_KEY_HEADER
 from ..sync.bundle import create_bundle, has_commit
-from .snapshots import Event, Snapshot, SnapshotRef, Snapshots
+from ..sync.config import SyncConfig
+from .drive import DriveSide, KeyFile
+from .snapshots import Event, Listener, ServedSnapshot, SingleFlight, SnapshotRef
 
 log = logging.getLogger("privatepuller.service")
 
 SERVICE_NAME = "privatepuller"
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
-RESOURCE_KEY_HEADER = "X-Drive-Resource-Key"
 ITEM_ID = r"[A-Za-z0-9_-]{10,200}"
 KEEPALIVE_SECONDS = 10.0
+LOCK_WAIT = 600.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _RESOURCE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
@@ -96,8 +104,12 @@ class ServiceHandler(web.RequestHandler):
         return self.settings["service_settings"]
 
     @property
-    def snapshots(self) -> Snapshots:
+    def snapshots(self) -> SingleFlight[ServedSnapshot]:
         return self.settings["snapshots"]
+
+    @property
+    def infos(self) -> SingleFlight[dict[str, Any]]:
+        return self.settings["infos"]
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -142,13 +154,31 @@ class ServiceHandler(web.RequestHandler):
     async def _groups_of(self, name: str) -> set[str]:
         # The service's own token reads group membership (read:users:groups); a server's
         # token may not.
-        url = f"{self.hub_auth.api_url.rstrip('/')}/users/{name}"
+        # Quoted: a name with "#" or "?" would otherwise ask for another user's groups.
+        url = f"{self.hub_auth.api_url.rstrip('/')}/users/{quote(name, safe='')}"
         model = await self.hub_auth._api_request("GET", url)
         return set(model.get("groups") or [])
 
 
 class NotInGroups(PullError):
     code = "no_access"
+
+
+class InfoHandler(ServiceHandler):
+    """What a link names, as the hub sees it: resolving a link costs a Drive request, not a
+    sync (the page a student opens names the folder before the sync starts)."""
+
+    async def get(self, kind: str, item_id: str) -> None:
+        ref = self.ref(kind, item_id)
+        self.set_header("Content-Type", "application/json")
+        try:
+            await self.check_groups((item_id,))
+            info = await self.infos.get(ref)
+            await self.check_groups(tuple(info.get("ancestors", ())))
+        except PullError as error:
+            self.finish(json.dumps({"error": {"code": error.code, "message": error.message}}))
+            return
+        self.finish(json.dumps({k: v for k, v in info.items() if k != "ancestors"}))
 
 
 class SnapshotHandler(ServiceHandler):
@@ -165,7 +195,7 @@ class SnapshotHandler(ServiceHandler):
             task = asyncio.ensure_future(self.snapshots.get(ref, queue.put_nowait))
             await self._stream(task, queue)
             snapshot = task.result()
-            await self.check_groups(snapshot.report.get("ancestors", ()))
+            await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             log.info("privatepuller service: %s for %s: %s", item_id, self.user["name"], error.code)
             await self._send({"error": {"code": error.code, "message": error.message}})
@@ -184,7 +214,9 @@ class SnapshotHandler(ServiceHandler):
             return
         await self._send({"snapshot": _public(snapshot)})
 
-    async def _stream(self, task: asyncio.Future[Snapshot], queue: asyncio.Queue[Event]) -> None:
+    async def _stream(
+        self, task: asyncio.Future[ServedSnapshot], queue: asyncio.Queue[Event]
+    ) -> None:
         while True:
             getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
             waiting: set[asyncio.Future[Any]] = {getter, task}
@@ -211,9 +243,14 @@ class SnapshotHandler(ServiceHandler):
             self._closed = True  # the student's server went away; the sync goes on
 
 
-def _public(snapshot: Snapshot) -> dict[str, Any]:
+def _public(snapshot: ServedSnapshot) -> dict[str, Any]:
     report = {k: v for k, v in snapshot.report.items() if k != "ancestors"}
-    return {"name": snapshot.name, "commit": snapshot.commit, "report": report}
+    return {
+        "name": snapshot.name,
+        "commit": snapshot.commit,
+        "source_id": snapshot.source_id,
+        "report": report,
+    }
 
 
 class BundleHandler(ServiceHandler):
@@ -227,8 +264,10 @@ class BundleHandler(ServiceHandler):
             raise web.HTTPError(400, "commit and have must be commit ids")
         try:
             await self.check_groups((item_id,))
-            snapshot = await self.snapshots.get(ref)
-            await self.check_groups(snapshot.report.get("ancestors", ()))
+            # The snapshot the caller was given (or one since): no new listing for a bundle,
+            # unless this process has none (it restarted since).
+            snapshot = self.snapshots.latest(ref) or await self.snapshots.get(ref)
+            await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             raise web.HTTPError(403, error.message) from None
         if not has_commit(snapshot.origin, commit):
@@ -249,25 +288,67 @@ class BundleHandler(ServiceHandler):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-Refresh = Callable[[SnapshotRef, Callable[[Event], None]], Awaitable[Snapshot]]
+Make = Callable[[SnapshotRef, Listener], Awaitable[Any]]
 
 
 def make_app(
-    settings: ServiceSettings, refresh: Refresh, hub_auth: Any, prefix: str
+    settings: ServiceSettings, refresh: Make, info: Make, hub_auth: Any, prefix: str
 ) -> web.Application:
-    snapshots = Snapshots(refresh, min_relist_seconds=settings.min_relist_seconds)
+    """`refresh(ref, emit)`: a `ServedSnapshot` of the item; `info(ref, emit)`: its name,
+    kind, source id and ancestors (`hub/drive.py` in the service; stand-ins in tests)."""
+    relist = settings.min_relist_seconds
     item = rf"(folder|file)/({ITEM_ID})"
-    prefix = prefix.rstrip("/") + "/"
+    prefix = re.escape(prefix.rstrip("/") + "/")
     return web.Application(
         [
-            (rf"{re.escape(prefix)}api/drive/{item}", SnapshotHandler),
-            (rf"{re.escape(prefix)}api/drive/{item}/bundle", BundleHandler),
+            (rf"{prefix}api/drive/{item}", SnapshotHandler),
+            (rf"{prefix}api/drive/{item}/info", InfoHandler),
+            (rf"{prefix}api/drive/{item}/bundle", BundleHandler),
         ],
         hub_auth=hub_auth,
         service_settings=settings,
-        snapshots=snapshots,
+        snapshots=SingleFlight(refresh, min_relist_seconds=relist),
+        infos=SingleFlight(info, min_relist_seconds=max(relist, 60.0)),
     )
 
 
-def environment_settings() -> ServiceSettings:
-    return ServiceSettings.from_json(os.environ["PRIVATEPULLER_SERVICE_SETTINGS"])
+def listen_address(url: URL) -> tuple[str, int]:
+    """Where the service listens, from the URL servers reach it at (`service_url`): that
+    address when it is an IP address or localhost; otherwise every interface, since a name
+    such as Kubernetes' `hub` names a Service in front of the hub's pod, not an address of
+    the pod."""
+    host = url.host or "127.0.0.1"
+    port = url.port or 80
+    if host == "localhost":
+        return host, port
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "", port
+    return host, port
+
+
+def main() -> None:
+    """`python -m privatepuller.hub.service`: run as the hub's managed service `privatepuller`
+    (JupyterHub sets JUPYTERHUB_SERVICE_URL, _PREFIX and _API_TOKEN; `CanvasPassthrough`
+    sets PRIVATEPULLER_SERVICE_SETTINGS and GOOGLE_APPLICATION_CREDENTIALS)."""
+
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s"
+    )
+    settings = ServiceSettings.from_json(os.environ["PRIVATEPULLER_SERVICE_SETTINGS"])
+    # One sync of an item at a time (single flight); the lock waits only when two flights
+    # share an origin (the same folder linked with two resource keys, or as folder and file).
+    config = SyncConfig(home=settings.home, lock_wait=LOCK_WAIT)
+    drive = DriveSide(config, KeyFile(), find_ancestors=bool(settings.folder_groups))
+    url = URL(os.environ["JUPYTERHUB_SERVICE_URL"])
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
+    app = make_app(settings, drive.refresh, drive.info, HubAuth(), prefix)
+    host, port = listen_address(url)
+    app.listen(port, host)
+    log.info("privatepuller service: Drive through the hub at %s%s", url, prefix)
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

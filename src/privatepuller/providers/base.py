@@ -11,7 +11,8 @@ same small surface as every other provider:
 - `resolve(link, credentials, options)`: `Exists(repo)`, or `NotVisible`/`DoesNotExist` with a
   message that says what is wrong.
 - `open(repo, credentials, options, limits)`: an async context manager of a `Source` (list,
-  download) that carries the repo and its session.
+  download) that carries the repo and its session, or of a `Prestored` whose snapshot is
+  made elsewhere (Drive through the hub's service).
 - `folder_name(repo)`: the default local folder name; `is_file(repo)`: a link to one file.
 
 A provider may also speak to the instructor who checks a link in the link builder
@@ -34,6 +35,7 @@ from ..credentials.sources import CredentialSource
 from ..http.backoff import BackoffPolicy
 from ..http.session import SessionOptions
 from ..sync.source import ListingLimits, RemoteFile, Skipped, Source
+from ..sync.store import Prestored
 
 __all__ = [
     "DoesNotExist",
@@ -88,7 +90,7 @@ class Provider[L, R, C](Protocol):
         credentials: C,
         options: SessionOptions | None = None,
         limits: ListingLimits | None = None,
-    ) -> AbstractAsyncContextManager[Source]: ...
+    ) -> AbstractAsyncContextManager[Source[Any] | Prestored]: ...
 
     def folder_name(self, repo: R) -> str: ...
 

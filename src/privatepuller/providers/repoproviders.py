@@ -14,6 +14,7 @@ resolved is a `DoesNotExist` that says why.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from ..credentials.sources import CredentialSource
 from ..errors import NotConfigured, PullError, UnsupportedURL, WrongHost
 from ..pull import Resolved, open_source, resolve_link
 from ..sync.config import SyncConfig
-from ..sync.store import download_tree
+from ..sync.progress import NullProgress
+from ..sync.store import Prestored, download_tree
 from . import PROVIDERS, provider_for
 from .base import DoesNotExist, Exists, MaybeExists
 
@@ -86,7 +88,11 @@ class Fetcher:
         credentials = await provider.credentials(self.credentials, repo)
         resolved = Resolved(provider, repo, credentials)
         async with open_source(resolved, self.config) as source:
-            await download_tree(source, output_dir, self.config)
+            if isinstance(source, Prestored):  # Drive through the hub: the snapshot's files
+                snapshot = await source.store(self.config, NullProgress())
+                await asyncio.to_thread(snapshot.origin.export, snapshot.head, output_dir)
+            else:
+                await download_tree(source, output_dir, self.config)
 
 
 def register(credentials: CredentialSource | None = None, config: SyncConfig | None = None) -> None:

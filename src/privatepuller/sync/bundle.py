@@ -8,12 +8,19 @@ commit. The student's server then merges from its local origin exactly as for an
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..errors import DownloadFailed
+from .config import SyncConfig
+from .local_origin import LocalOrigin
+from .manifest import Manifest, ManifestEntry
+from .source import Skipped
+from .store import Snapshot, origin_for
 
 BRANCH_REF = "refs/heads/main"
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
@@ -69,3 +76,63 @@ def fetch_bundle(git_dir: Path, bundle: Path, commit: str) -> None:
         )
     _git(git_dir, "update-ref", BRANCH_REF, commit)
     _git(git_dir, "update-ref", "-d", ref)
+
+
+# Fetch a snapshot's objects beyond `have` (a commit, or None) into a bare origin's path.
+Fetch = Callable[[Path, str | None], Awaitable[None]]
+
+
+async def store_fetched(
+    config: SyncConfig,
+    *,
+    source_id: str,
+    name: str,
+    commit: str,
+    fetch: Fetch,
+    excluded: tuple[Skipped, ...] = (),
+    skipped: tuple[Skipped, ...] = (),
+    kept: tuple[str, ...] = (),
+) -> Snapshot:
+    """`store` for a snapshot made elsewhere: its objects fetched into the source's local
+    origin (named by `source_id`, as for a source listed here), its branch moved to `commit`.
+    The report compares the files by content: the listing that made it is not here."""
+    origin = origin_for(config, source_id)
+    await asyncio.to_thread(origin.ensure)
+    before = await asyncio.to_thread(origin.head)
+    await fetch(origin.path, before)
+    if before != commit:
+        await asyncio.to_thread(fetch_check, origin, commit)
+    previous = await asyncio.to_thread(_entries, origin, before)
+    entries = await asyncio.to_thread(_entries, origin, commit)
+    changed = {path: entry for path, entry in entries.items() if previous.get(path) != entry}
+    return Snapshot(
+        origin=origin,
+        name=name,
+        previous=Manifest(before, previous),
+        entries=entries,
+        commit=None if before == commit else commit,
+        excluded=excluded,
+        skipped=skipped,
+        kept=kept,
+        downloaded_files=len(changed),
+        downloaded_bytes=sum(entry.size for entry in changed.values()),
+        head=commit,
+    )
+
+
+def fetch_check(origin: LocalOrigin, commit: str) -> None:
+    if origin.head() != commit:
+        raise DownloadFailed(
+            "The copy of the folder the hub sent could not be read. Nothing was changed; "
+            "click the link again in a minute."
+        )
+
+
+def _entries(origin: LocalOrigin, commit: str | None) -> dict[str, ManifestEntry]:
+    """The files of a commit as manifest entries, keyed by content (blob)."""
+    if commit is None:
+        return {}
+    return {
+        path: ManifestEntry(f"blob:{blob}", size, blob)
+        for path, (blob, size) in origin.files(commit).items()
+    }

@@ -13,11 +13,11 @@ from .lock import exclusive
 from .merge import fetched_commit, merge_into
 from .progress import NullProgress, Progress
 from .source import Skipped, Source
-from .store import Snapshot, origin_lock, store
+from .store import Prestored, Snapshot, origin_lock, store
 
 
 async def sync(
-    source: Source[Any],
+    source: Source[Any] | Prestored,
     target: Path,
     *,
     name: str,
@@ -35,7 +35,10 @@ async def sync(
         exclusive(config.locks_dir, f"target:{target}", wait=config.lock_wait),
         origin_lock(config, source.source_id),
     ):
-        snapshot = await store(source, config, progress)
+        if isinstance(source, Prestored):
+            snapshot = await source.store(config, progress)
+        else:
+            snapshot = await store(source, config, progress)
         await merge(snapshot, target, backup=backup, progress=progress, parent=puller_parent)
     return report(snapshot, target)
 

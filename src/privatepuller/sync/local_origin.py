@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -150,6 +151,20 @@ class LocalOrigin:
             with contextlib.suppress(GitError):  # not a commit of this origin (made anew)
                 before = self._blob_sizes(commit)
         return sum(size for blob, size in self._blob_sizes(head).items() if blob not in before)
+
+    def export(self, commit: str, folder: Path) -> None:
+        """Write the files of `commit` into `folder` (no git there)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with subprocess.Popen(
+            ["git", "--git-dir", str(self.path), "archive", "--format=tar", commit],
+            stdout=subprocess.PIPE,
+            env=self._env(),
+        ) as archive:
+            assert archive.stdout is not None
+            with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:  # streamed
+                tar.extractall(folder, filter="data")
+        if archive.returncode != 0:
+            raise GitError(f"git archive {commit} failed")
 
     def files(self, commit: str) -> dict[str, tuple[str, int]]:
         """Every file of `commit`: {path: (blob id, size)}."""

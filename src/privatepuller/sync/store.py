@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import DownloadFailed, TimedOut
 from ..sizes import size_text
@@ -44,6 +44,24 @@ class Snapshot:
     kept: tuple[str, ...]  # left out this time, in the snapshot from an earlier one
     downloaded_files: int
     downloaded_bytes: int
+    head: str  # the commit the origin's branch is at: the new one, or the unchanged one
+
+
+@runtime_checkable
+class Prestored(Protocol):
+    """A source whose snapshot is made elsewhere (the hub's privatepuller service, for every
+    student at once): it brings the snapshot into its local origin itself, in place of
+    `store`, and the merge then goes on as for any source."""
+
+    @property
+    def source_id(self) -> str: ...
+
+    async def list(self) -> Listing[Any]:
+        """What the snapshot holds and leaves out, as a listing (the link builder shows it);
+        its files cannot be downloaded one by one."""
+        ...
+
+    async def store(self, config: SyncConfig, progress: Progress) -> Snapshot: ...
 
 
 def origin_for(config: SyncConfig, source_id: str) -> LocalOrigin:
@@ -86,8 +104,9 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
     message = f"privatepuller snapshot of {listing.name}\n\nsource: {source.source_id}\n"
     blobs = {path: entry.blob for path, entry in entries.items()}
     commit = await asyncio.to_thread(origin.commit_tree, blobs, message)
+    head = commit or await asyncio.to_thread(origin.head)
+    assert head is not None, "commit_tree leaves the branch at a commit"
     if commit is not None or previous.commit is None:
-        head = commit or await asyncio.to_thread(origin.head)
         try:
             await asyncio.to_thread(Manifest(head, entries).save, origin.manifest_path)
         except OSError as error:
@@ -103,6 +122,7 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
         kept=tuple(kept),
         downloaded_files=len(downloaded),
         downloaded_bytes=sum(sizes.values()),
+        head=head,
     )
 
 

@@ -126,6 +126,15 @@ class DriveAPI:
             raise ListingFailed(f"Google Drive returned something unexpected for {what}.")
         return data
 
+    async def parents(self, item_id: str, *, chain: Iterable[str] = ()) -> list[str]:
+        """The folders an item is in (at most one since 2020), for checks on its ancestors."""
+        params = {"fields": "id,parents", "supportsAllDrives": "true"}
+        data = await self._get_json(
+            self.files_url(item_id), params, self.headers([item_id, *chain]), "a folder above"
+        )
+        parents = data.get("parents") if isinstance(data, dict) else None
+        return [p for p in parents if isinstance(p, str)] if isinstance(parents, list) else []
+
     async def list_children(
         self,
         folder_id: str,

@@ -16,6 +16,7 @@ from ...sync.source import ListingLimits
 from ..base import DoesNotExist, Exists
 from .api import DriveAPI
 from .exports import ExportFormats
+from .hub import HubClient, HubDriveItem, HubDriveSource, HubService
 from .links import (
     DriveLink,
     DriveRepo,
@@ -37,10 +38,15 @@ NOT_CONFIGURED = (
 
 
 class GoogleDriveProvider:
+    """Drive with the service account's credentials where this process has them (the
+    command line, the hub's service, `drive_token_to_servers`); otherwise, in a student's
+    server under a hub with the privatepuller service, through that service (`hub.py`): the
+    credentials are then a `HubService`, the repo a `HubDriveItem`."""
+
     name = "gdrive"
     policy = GOOGLE_POLICY
     links = (GoogleDriveFolderLink, GoogleDriveFileLink)
-    repos = (GoogleDriveFolder, GoogleDriveFile)
+    repos = (GoogleDriveFolder, GoogleDriveFile, HubDriveItem)
 
     def __init__(self, exports: ExportFormats | None = None) -> None:
         """`exports`: formats for Google files (default: `PRIVATEPULLER_DRIVE_EXPORTS`, read
@@ -51,37 +57,47 @@ class GoogleDriveProvider:
         return parse_drive_url(url)
 
     async def credentials(
-        self, source: CredentialSource, item: DriveLink | DriveRepo
-    ) -> GoogleCredentials:
+        self, source: CredentialSource, item: DriveLink | DriveRepo | HubDriveItem
+    ) -> GoogleCredentials | HubService:
         credentials = await source.google()
-        if credentials is None:
-            raise NotConfigured(NOT_CONFIGURED)
-        return credentials
+        if credentials is not None:
+            return credentials
+        if (service := HubService.from_env()) is not None:
+            return service
+        raise NotConfigured(NOT_CONFIGURED)
 
     async def resolve(
-        self, link: DriveLink, credentials: GoogleCredentials, options: SessionOptions
-    ) -> Exists[DriveRepo] | DoesNotExist[DriveRepo]:
+        self, link: DriveLink, credentials: GoogleCredentials | HubService, options: SessionOptions
+    ) -> Exists[DriveRepo | HubDriveItem] | DoesNotExist[DriveRepo]:
+        if isinstance(credentials, HubService):
+            return Exists(await HubClient(credentials, options).info(link))
         async with DriveAPI.open(credentials, options) as api:
             return await resolve(api, link)
 
     @asynccontextmanager
     async def open(
         self,
-        repo: DriveRepo,
-        credentials: GoogleCredentials,
+        repo: DriveRepo | HubDriveItem,
+        credentials: GoogleCredentials | HubService,
         options: SessionOptions | None = None,
         limits: ListingLimits | None = None,
-    ) -> AsyncIterator[GoogleDriveSource]:
+    ) -> AsyncIterator[GoogleDriveSource | HubDriveSource]:
+        if isinstance(repo, HubDriveItem) and isinstance(credentials, HubService):
+            yield HubDriveSource(HubClient(credentials, options), repo)
+            return
+        assert not isinstance(repo, HubDriveItem) and not isinstance(credentials, HubService)
         exports = self.exports or ExportFormats.from_env()
         async with DriveAPI.open(
             credentials, options or SessionOptions(self.policy), limits
         ) as api:
             yield GoogleDriveSource(api, repo, exports)
 
-    def folder_name(self, repo: DriveRepo) -> str:
+    def folder_name(self, repo: DriveRepo | HubDriveItem) -> str:
         return stem(repo.name) if self.is_file(repo) else repo.name
 
-    def is_file(self, repo: DriveRepo) -> bool:
+    def is_file(self, repo: DriveRepo | HubDriveItem) -> bool:
+        if isinstance(repo, HubDriveItem):
+            return repo.kind == "file"
         return isinstance(repo, GoogleDriveFile)
 
     # -- InstructorView -------------------------------------------------------------------

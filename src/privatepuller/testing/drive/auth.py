@@ -39,9 +39,16 @@ def private_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def service_account_info(email: str, token_uri: str) -> dict[str, str]:
-    """A key file's JSON in Google's format, signed by :func:`private_key`."""
-    key = private_key()
+def new_private_key() -> rsa.RSAPrivateKey:
+    """Another key (a rotated one): slow, so only when a test asks for it."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def service_account_info(
+    email: str, token_uri: str, key: rsa.RSAPrivateKey | None = None
+) -> dict[str, str]:
+    """A key file's JSON in Google's format, signed by `key` (default :func:`private_key`)."""
+    key = key or private_key()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -74,11 +81,27 @@ def _b64url_decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def verify_assertion(assertion: str, key_ids: Mapping[str, str]) -> dict[str, Any]:
+def assertion_key_id(assertion: str) -> str | None:
+    """The `kid` in an assertion's header (which key signed it)."""
+    try:
+        header = json.loads(_b64url_decode(assertion.split(".")[0]))
+    except ValueError:
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return None if kid is None else str(kid)
+
+
+def verify_assertion(
+    assertion: str,
+    key_ids: Mapping[str, str],
+    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None,
+) -> dict[str, Any]:
     """Check an RS256 JWT-bearer assertion and return its claims.
 
-    ``key_ids`` maps ``private_key_id`` to ``client_email`` for the keys handed out.
-    ``aud`` is not checked: google-auth always sends Google's own token URL there.
+    ``key_ids`` maps ``private_key_id`` to ``client_email`` for the keys handed out (a
+    deleted key is not in it); ``public_keys`` the ids of keys other than
+    :func:`private_key`'s to their public keys. ``aud`` is not checked: google-auth always
+    sends Google's own token URL there.
     """
     try:
         header_b64, payload_b64, sig_b64 = assertion.split(".")
@@ -97,8 +120,9 @@ def verify_assertion(assertion: str, key_ids: Mapping[str, str]) -> dict[str, An
     kid = header.get("kid")
     if kid is not None and key_ids.get(kid) != email:
         raise AssertionRejected("Invalid JWT Signature.")
+    public = (public_keys or {}).get(kid or "") or private_key().public_key()
     try:
-        private_key().public_key().verify(
+        public.verify(
             signature, f"{header_b64}.{payload_b64}".encode(), padding.PKCS1v15(), hashes.SHA256()
         )
     except InvalidSignature:

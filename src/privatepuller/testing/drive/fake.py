@@ -36,7 +36,14 @@ from aiohttp import web
 
 from .. import issued
 from . import errors as err
-from .auth import JWT_BEARER, AssertionRejected, service_account_info, verify_assertion
+from .auth import (
+    JWT_BEARER,
+    AssertionRejected,
+    assertion_key_id,
+    new_private_key,
+    service_account_info,
+    verify_assertion,
+)
 from .content import (
     COLAB,
     EXPORT_FORMATS,
@@ -171,6 +178,7 @@ class TokenInfo:
     scope: str
     expires_at: float  # time.time()
     revoked: bool = False
+    key_id: str | None = None  # the service-account key it was minted with (None: by hand)
 
     @property
     def valid(self) -> bool:
@@ -313,6 +321,7 @@ class FakeDrive(DriveModel):
         self.tokens: dict[str, TokenInfo] = {}
         self._port = port
         self._sa_emails: dict[str, str] = {}  # private_key_id -> client_email
+        self._public_keys: dict[str, Any] = {}  # private_key_id -> RSA public key (rotated)
         self._faults: list[_Fault] = []
         self._page_tokens: dict[str, _PageState] = {}
         self._bucket: _TokenBucket | None = None
@@ -393,18 +402,39 @@ class FakeDrive(DriveModel):
 
     # --- credentials ----------------------------------------------------------------------
 
-    def service_account_key(self, *, email: str = DEFAULT_SA_EMAIL) -> dict[str, str]:
-        """A service-account key file's JSON (real RSA key) whose token_uri is this fake."""
-        info = service_account_info(email, self.token_uri)
+    def service_account_key(
+        self, *, email: str = DEFAULT_SA_EMAIL, new_key: bool = False
+    ) -> dict[str, str]:
+        """A service-account key file's JSON (real RSA key) whose token_uri is this fake.
+        `new_key`: another key of the account (a rotation), with its own `private_key_id`."""
+        key = new_private_key() if new_key else None
+        info = service_account_info(email, self.token_uri, key)
         self._sa_emails[info["private_key_id"]] = email
+        if key is not None:
+            self._public_keys[info["private_key_id"]] = key.public_key()
         return info
 
+    def delete_key(self, key_id: str, *, revoke_tokens: bool = False) -> None:
+        """The admin deletes a key: assertions signed with it are refused ("Invalid JWT
+        Signature."); `revoke_tokens` also ends the access tokens minted with it."""
+        self._sa_emails.pop(key_id, None)
+        self._public_keys.pop(key_id, None)
+        if revoke_tokens:
+            for info in self.tokens.values():
+                if info.key_id == key_id:
+                    info.revoked = True
+
     def issue_token(
-        self, email: str, *, expires_in: int = 3599, scope: str = DRIVE_READONLY
+        self,
+        email: str,
+        *,
+        expires_in: int = 3599,
+        scope: str = DRIVE_READONLY,
+        key_id: str | None = None,
     ) -> str:
         """Mint an access token directly, as the hub would hand one to a user server."""
         token = "ya29.c." + secrets.token_urlsafe(48)
-        self.tokens[token] = TokenInfo(email, scope, time.time() + expires_in)
+        self.tokens[token] = TokenInfo(email, scope, time.time() + expires_in, key_id=key_id)
         issued.record(self, "Google access token", token)
         return token
 
@@ -806,13 +836,14 @@ class FakeDrive(DriveModel):
             msg = f"Invalid grant_type: {grant_type}"
             return err.oauth_error(400, "unsupported_grant_type", msg)
         try:
-            claims = verify_assertion(str(form.get("assertion", "")), self._sa_emails)
+            assertion = str(form.get("assertion", ""))
+            claims = verify_assertion(assertion, self._sa_emails, self._public_keys)
         except AssertionRejected as e:
             return err.oauth_error(400, e.error, e.description)
         email, scope = str(claims["iss"]), str(claims["scope"]).strip()
         record = request[_RECORD]
         record.email, record.scope = email, scope
-        token = self.issue_token(email, scope=scope)
+        token = self.issue_token(email, scope=scope, key_id=assertion_key_id(assertion))
         body = {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
         return err.json_response(body)
 
