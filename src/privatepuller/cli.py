@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,38 @@ from .link import make_link, urlpath_warning
 from .pull import parse_link, pull, resolve_link
 from .sizes import MiB
 from .sync.config import SyncConfig
+
+
+def megabytes(text: str) -> float:
+    """An argparse type: a size in MB, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"“{text}” is not a size: give a number of MB greater than 0, e.g. 100 or 0.5"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"“{text}” is not a time: give a number of seconds, 0 or more, e.g. 30"
+        )
+    return value
+
+
+URL_HELP = (
+    "a Canvas files URL (https://canvas.example.edu/courses/123/files/folder/Week%%201) or a "
+    "Google Drive folder or file URL"
+)
 
 
 def _config(args: argparse.Namespace) -> SyncConfig:
@@ -76,15 +109,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log git and HTTP details")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    pull = commands.add_parser("pull", help="pull a Canvas or Drive folder into TARGET_DIR")
-    pull.add_argument("url", help="a Canvas files URL or a Google Drive folder URL")
-    pull.add_argument("target", nargs="?", help="folder to create or update (default: its name)")
-    pull.add_argument("--max-file-size", type=float, help="MB; larger files are excluded")
-    pull.add_argument("--max-total-size", type=float, help="MB; files past this are excluded")
-    pull.add_argument("--home", help="where local origins live (default ~/.privatepuller)")
-    pull.add_argument("--wait", type=float, help="seconds to wait for another sync of TARGET")
+    pull = commands.add_parser(
+        "pull",
+        help="pull a Canvas or Drive folder into TARGET_DIR",
+        description="Pull a Canvas or Google Drive folder (or file) into TARGET_DIR; run it "
+        "again later to get the changes, merged like nbgitpuller does: your own edits win.",
+    )
+    pull.add_argument("url", metavar="URL", help=URL_HELP)
     pull.add_argument(
-        "--deadline", type=float, help="seconds listing and downloading may take (default 3600)"
+        "target",
+        metavar="TARGET_DIR",
+        nargs="?",
+        help="the folder to create, or to update when an earlier pull of URL made it "
+        "(default: the Canvas or Drive folder's own name, in the current folder)",
+    )
+    pull.add_argument(
+        "--max-file-size",
+        type=megabytes,
+        metavar="MB",
+        help="size in MB (1 MB = 1024 × 1024 bytes); larger files are left out and listed "
+        "(default: 100)",
+    )
+    pull.add_argument(
+        "--max-total-size",
+        type=megabytes,
+        metavar="MB",
+        help="size in MB; files past this total (in path order) are left out and listed "
+        "(default: 1024)",
+    )
+    pull.add_argument(
+        "--home",
+        metavar="DIR",
+        help="where privatepuller keeps its copy of each folder it pulls, and its locks "
+        "(default: $PRIVATEPULLER_HOME, else ~/.privatepuller)",
+    )
+    pull.add_argument(
+        "--wait",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long to wait when another pull into TARGET_DIR is running (default: 0, "
+        "give up at once)",
+    )
+    pull.add_argument(
+        "--deadline",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long listing and downloading may take; 0 for no limit (default: 3600)",
     )
 
     demo = commands.add_parser("demo", help="pull a sample course from a bundled fake Canvas")
@@ -100,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     link.add_argument(
         "url",
+        metavar="URL",
         help="a Canvas files URL (…/courses/123/files/folder/Week%%201) or a Google Drive "
         "folder or file URL shared with the hub's service account",
     )
@@ -120,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     resolve = commands.add_parser("resolve", help="show what a URL resolves to")
-    resolve.add_argument("url")
+    resolve.add_argument("url", metavar="URL", help=URL_HELP)
     return parser
 
 

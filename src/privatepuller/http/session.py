@@ -35,6 +35,7 @@ from ..errors import (
     PullError,
     RateLimited,
     UnsafeRequest,
+    hub_or_alone,
 )
 from .addresses import GuardedResolver, check_literal_host
 from .backoff import AdaptiveLimit, BackoffPolicy, Verdict
@@ -46,6 +47,17 @@ MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
 # Listing pages are a few hundred kB to a megabyte (100 to 1000 entries).
 JSON_BODY_LIMIT = 32 * 1024 * 1024
+
+# A token refused even after a renewal: under a hub, logging in again gets a fresh one; on
+# its own, the token is one the person set (a provider may say which, and where to make one).
+LOGIN_EXPIRED = (
+    "Your login has expired or was revoked. Log out of the hub and log in again, then click "
+    "the link once more."
+)
+TOKEN_REFUSED = (
+    "The access token was refused: it has expired, was revoked, or is not valid here. Set a "
+    "new one, then try again."
+)
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 # Requests at once to one origin (a throttled session lowers its own limit for a while).
@@ -278,10 +290,7 @@ class ReadOnlySession:
                     renewed = True
                     attempt -= 1
                     continue
-                raise LoginExpired(
-                    "Your login has expired or was revoked. Log out of the hub and log in "
-                    "again, then click the link once more."
-                )
+                raise LoginExpired(hub_or_alone(hub=LOGIN_EXPIRED, alone=TOKEN_REFUSED))
             if attempt >= self.policy.max_attempts:
                 raise self._gave_up(verdict, url, failure, listing)
             if verdict is Verdict.THROTTLED:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import DiskFull
 from .manifest import Manifest
-from .space import STORE_FAILED, looks_full, store_failed
+from .space import STORE_FAILED, home_unusable, looks_full, store_failed
 
 BRANCH = "main"
 # Fixed identity and no user config: commits must not depend on (or leak) the student's setup.
@@ -94,7 +94,9 @@ class LocalOrigin:
         """
         try:
             self._create()
-        except (OSError, subprocess.CalledProcessError) as error:
+        except OSError as error:
+            raise home_unusable(self.path.parent, error) from error
+        except subprocess.CalledProcessError as error:
             full = store_failed(self.path.parent, error)
             if full is None:
                 raise

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from ..errors import SyncBusy
+from .space import home_unusable
 
 
 @asynccontextmanager
@@ -21,9 +22,12 @@ async def exclusive(lock_dir: Path, name: str, *, wait: float = 0.0) -> AsyncIte
     flock locks belong to an open file description, so two syncs in one process exclude each
     other as well as two processes do; the kernel releases them if the process dies.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
     filename = hashlib.sha256(name.encode()).hexdigest()[:32] + ".lock"
-    fd = os.open(lock_dir / filename, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_dir / filename, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise home_unusable(lock_dir.parent, error) from None
     try:
         deadline = time.monotonic() + wait
         while True:
