@@ -101,3 +101,51 @@ def test_link_command_explains_its_arguments() -> None:
         "folder name in each student's home",
     ):
         assert words in help_text, help_text
+
+
+async def test_the_summary_counts_what_changed_in_the_folder_not_in_the_cache(
+    world: CanvasWorld,
+) -> None:
+    """Two folders of one link share its cached copy; each summary describes its own folder."""
+    env = canvas_env(world)
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 3, updated 0, removed 0, unchanged 0" in out
+    world.course.files.update_file("README.md", b"new README\n")
+    world.course.files.add_file("Week 2/notes.md", b"notes\n")
+    # A new folder gets every file, although the cache had most of them already.
+    code, out = await run("pull", world.url(), "second", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 4, updated 0, removed 0, unchanged 0; downloaded 2 file(s)" in out
+    # The first folder, updated later, gets what changed since its own last pull, although
+    # the cache is up to date.
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 1, updated 1, removed 0, unchanged 2; downloaded 0 file(s)" in out
+    assert (world.workdir / "first/Week 2/notes.md").read_bytes() == b"notes\n"
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert "added 0, updated 0, removed 0, unchanged 4; downloaded 0 file(s)" in out
+
+
+async def test_a_new_folder_gets_earlier_copies_of_files_left_out_and_says_so(
+    world: CanvasWorld,
+) -> None:
+    env = canvas_env(world)
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert code == 0, out
+    world.course.files.update_file("README.md", b"x" * 4096)
+    code, out = await run(
+        "pull", world.url(), "second", "--max-file-size", "0.001", env=env, cwd=world.workdir
+    )
+    assert code == 0, out
+    assert "added 3, updated 0, removed 0, unchanged 0; downloaded 0 file(s)" in out
+    assert (
+        "README.md (4.0 kB): larger than the limit for one file (--max-file-size); "
+        "you get the version an earlier sync copied" in out
+    )
+    code, out = await run(
+        "pull", world.url(), "first", "--max-file-size", "0.001", env=env, cwd=world.workdir
+    )
+    assert code == 0, out
+    assert "added 0, updated 0, removed 0, unchanged 2, kept 1" in out
+    assert "; your copy from an earlier sync stays as it was" in out
