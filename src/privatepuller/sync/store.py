@@ -94,7 +94,7 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
     planned = plan(listing, previous, config)
 
     entries = dict(planned.reused)
-    progress.listed(len(planned.to_download), planned.download_bytes)
+    progress.listed(len(planned.downloads), planned.download_bytes)
     downloaded, sizes, unavailable = await deadline.run(
         _download_all(source, origin, planned.to_download, config, progress)
     )
