@@ -37,6 +37,7 @@ from ..errors import (
     UnsafeRequest,
     hub_or_alone,
 )
+from ..sizes import size_text
 from .addresses import GuardedResolver, check_literal_host
 from .backoff import AdaptiveLimit, BackoffPolicy, Verdict
 from .origin import Origin, safe_url
@@ -130,7 +131,9 @@ class _Pace:
                 chunk = await self._content.read(CHUNK_SIZE)
         except TimeoutError:
             if timer.expired():
-                raise Stalled(f"less than {self._need:.0f} bytes in {self._window:g} s") from None
+                raise Stalled(
+                    f"less than {size_text(int(self._need))} in {self._window:g} s"
+                ) from None
             raise
         self._got += len(chunk)
         if self._got >= self._need:
@@ -141,7 +144,7 @@ class _Pace:
 
 class ResponseTooLarge(Exception):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit} bytes")
+        super().__init__(f"more than {size_text(limit)}")
         self.limit = limit
 
 
