@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -149,3 +150,26 @@ async def test_a_new_folder_gets_earlier_copies_of_files_left_out_and_says_so(
     assert code == 0, out
     assert "added 0, updated 0, removed 0, unchanged 2, kept 1" in out
     assert "; your copy from an earlier sync stays as it was" in out
+
+
+async def test_resolve_says_what_a_link_names_in_words_and_in_json(world: CanvasWorld) -> None:
+    env = canvas_env(world)
+    code, out = await run("resolve", world.url(), env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert out.splitlines() == [
+        "Canvas folder “Data Science 101”",
+        "  privatepuller pull makes the folder “Data Science 101”",
+    ]
+    readme = world.course.files.file("README.md")
+    file_url = world.url(f"/{readme.id}")
+    code, out = await run("resolve", file_url, "--json", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert json.loads(out) == {
+        "provider": "canvas",
+        "kind": "file",
+        "name": "README.md",
+        "folder": "README",
+    }
+    code, out = await run("resolve", "https://example.com/x", env=env, cwd=world.workdir)
+    assert code == 1 and out.startswith("privatepuller: This link is not a Canvas files link")
+    assert list(world.workdir.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from cli_helpers import run
@@ -34,3 +35,17 @@ async def test_the_first_line_counts_what_is_downloaded(world: DriveWorld) -> No
     assert int(announced[1]) == len(listed) == int(summary[1]), out
     added = re.search(r"added (\d+),", out)
     assert added is not None and int(added[1]) > len(listed), out  # shortcuts: more paths
+
+
+async def test_resolve_a_drive_folder(world: DriveWorld) -> None:
+    url = world.folder_url(world.course, "?usp=sharing")
+    code, out = await run("resolve", url, "--json", env=drive_env(world), cwd=world.workdir)
+    assert code == 0, out
+    assert json.loads(out) == {
+        "provider": "gdrive",
+        "kind": "folder",
+        "name": "Intro to Data",
+        "folder": "Intro to Data",
+    }
+    code, out = await run("resolve", url, env=drive_env(world), cwd=world.workdir)
+    assert code == 0 and out.startswith("Google Drive folder “Intro to Data”"), out

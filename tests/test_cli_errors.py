@@ -135,6 +135,7 @@ def test_nonsense_sizes_and_times_are_refused(option: list[str], tmp_path: Path)
 def test_every_argument_of_pull_resolve_and_link_has_help() -> None:
     for command, expected in {
         "pull": ["URL", "TARGET_DIR", "--max-file-size", "in MB", "--home", "--wait"],
+        "resolve": ["URL", "--json"],
         "link": ["URL", "--hub", "--urlpath", "--targetpath"],
     }.items():
         result = subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import sys
@@ -14,9 +15,9 @@ from typing import Any
 from .console import BarProgress, summary
 from .credentials.hub import default_credential_source
 from .demo import run_demo
-from .errors import PullError
+from .errors import PullError, UnsupportedURL
 from .link import make_link, urlpath_warning
-from .pull import parse_link, pull, resolve_link
+from .pull import NOT_OURS, default_target_name, parse_link, pull, resolve_link
 from .sizes import MiB
 from .sync.config import SyncConfig
 
@@ -83,12 +84,25 @@ async def _pull(args: argparse.Namespace) -> int:
 
 
 async def _resolve(args: argparse.Namespace) -> int:
+    """What the link names, checked with the credentials `pull` would use; nothing is
+    downloaded."""
     link = parse_link(args.url)
     if link is None:
-        print("Not a Canvas or Google Drive link that privatepuller pulls.")
-        return 1
-    print(link)
-    print((await resolve_link(link, default_credential_source())).repo)
+        raise UnsupportedURL(NOT_OURS)
+    resolved = await resolve_link(link, default_credential_source())
+    provider = resolved.provider
+    facts = {
+        "provider": provider.name,
+        "kind": "file" if provider.is_file(resolved.repo) else "folder",
+        "name": resolved.name,
+        "folder": default_target_name(resolved),
+    }
+    if args.json:
+        print(json.dumps(facts, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{provider.title} {facts['kind']} “{facts['name']}”")
+    inside = f", with the file “{facts['name']}” in it" if facts["kind"] == "file" else ""
+    print(f"  privatepuller pull makes the folder “{facts['folder']}”{inside}")
     return 0
 
 
@@ -190,8 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Drive folder's own name); a visible folder: no '..', no name starting with '.'",
     )
 
-    resolve = commands.add_parser("resolve", help="show what a URL resolves to")
+    resolve = commands.add_parser(
+        "resolve",
+        help="show what a URL names (checked with your credentials, nothing downloaded)",
+        description="Show what a Canvas or Drive URL names: which service, a folder or a file, "
+        "its name, and the folder `privatepuller pull URL` would make for it.",
+    )
     resolve.add_argument("url", metavar="URL", help=URL_HELP)
+    resolve.add_argument(
+        "--json",
+        action="store_true",
+        help='print JSON for programs: {"provider", "kind", "name", "folder"}',
+    )
     return parser
 
 

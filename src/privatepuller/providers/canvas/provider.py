@@ -44,6 +44,7 @@ NOT_CONFIGURED_ALONE = (
 
 class CanvasProvider:
     name = "canvas"
+    title = "Canvas"
     policy = CANVAS_POLICY
     links = (CanvasFolderLink, CanvasFileLink)
     repos = (CanvasFolder, CanvasFile)

@@ -51,6 +51,7 @@ class GoogleDriveProvider:
     credentials are then a `HubService`, the repo a `HubDriveItem`."""
 
     name = "gdrive"
+    title = "Google Drive"
     policy = GOOGLE_POLICY
     links = (GoogleDriveFolderLink, GoogleDriveFileLink)
     repos = (GoogleDriveFolder, GoogleDriveFile, HubDriveItem)
