@@ -72,3 +72,44 @@ def canvas_env(world: CanvasWorld) -> dict[str, str]:
         "CANVAS_ACCESS_TOKEN": world.student.token,
         "PRIVATEPULLER_HOME": str(world.config.home),
     }
+
+
+class Running:
+    """A `privatepuller` process whose output is read as it comes."""
+
+    def __init__(self, process: asyncio.subprocess.Process, args: tuple[str, ...]) -> None:
+        self.process = process
+        self.args = args
+        self.output = b""
+
+    @classmethod
+    async def start(cls, *args: str, env: dict[str, str], cwd: Path, **kwargs: object) -> Running:
+        process = await asyncio.create_subprocess_exec(
+            *CLI,
+            *args,
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return cls(process, args)
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    async def until(self, words: str, timeout: float = 30.0) -> None:
+        """Read the output until it contains `words` (or fail, showing what it said)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while words not in self.text:
+                chunk = await self.process.stdout.read(4096)
+                assert chunk, f"{words!r} never came: {self.text}"
+                self.output += chunk
+
+    async def finish(self) -> tuple[int, str]:
+        out, _ = await self.process.communicate()
+        self.output += out
+        observe(f"the output of privatepuller {self.args[0]}", self.output)
+        return self.process.returncode or 0, self.text

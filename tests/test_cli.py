@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, canvas_env, run
+from cli_helpers import CLI, Running, canvas_env, run
 from conftest import CanvasWorld
 from privatepuller.link import make_link
+from privatepuller.sync.store import origin_lock
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` except git's own, as {relative path: content}."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(folder).parts
+    }
 
 
 async def test_pull_twice_summarises_and_merges(world: CanvasWorld) -> None:
@@ -173,3 +184,64 @@ async def test_resolve_says_what_a_link_names_in_words_and_in_json(world: Canvas
     code, out = await run("resolve", "https://example.com/x", env=env, cwd=world.workdir)
     assert code == 1 and out.startswith("privatepuller: This link is not a Canvas files link")
     assert list(world.workdir.iterdir()) == []
+
+
+# -- one link, several folders; one folder, one sync at a time ------------------------------------
+
+
+def source_id(world: CanvasWorld) -> str:
+    root = world.course.files.folder("")
+    return f"canvas:{world.canvas.base_url}/courses/{world.course.id}/folders/{root.id}"
+
+
+def add_files(world: CanvasWorld, count: int) -> dict[str, bytes]:
+    files = {f"data/part{i}.csv": f"row {i}\n".encode() for i in range(count)}
+    for path, content in files.items():
+        world.course.files.add_file(path, content)
+    return {**files, "README.md": world.course.files.file("README.md").content}
+
+
+async def test_the_same_link_into_two_folders_at_once(world: CanvasWorld) -> None:
+    add_files(world, 8)
+    world.canvas.latency = 0.1
+    env = canvas_env(world)
+    (code1, out1), (code2, out2) = await asyncio.gather(
+        run("pull", world.url(), "first", env=env, cwd=world.workdir),
+        run("pull", world.url(), "second", env=env, cwd=world.workdir),
+    )
+    assert (code1, code2) == (0, 0), (out1, out2)
+    assert "added 11, updated 0" in out1 and "added 11, updated 0" in out2
+    assert tree(world.workdir / "first") == tree(world.workdir / "second")
+    assert len(tree(world.workdir / "first")) == 11
+
+
+async def test_a_second_store_of_the_same_link_waits_for_the_first(world: CanvasWorld) -> None:
+    """Deterministically: the test holds the link's origin (as a store into another folder
+    would); the pull says it waits, and goes on when the origin is free."""
+    async with origin_lock(world.config, source_id(world)):
+        pull = await Running.start(
+            "pull", world.url(), "course", env=canvas_env(world), cwd=world.workdir
+        )
+        await pull.until("Waiting for another sync of the same folder to finish (up to 5 minutes)")
+        await asyncio.sleep(0.5)
+        assert pull.process.returncode is None and not (world.workdir / "course").exists()
+    code, out = await pull.finish()
+    assert code == 0, out
+    assert "added 3, updated 0" in out
+
+
+async def test_the_same_folder_twice_is_refused_at_once(world: CanvasWorld) -> None:
+    add_files(world, 8)
+    world.canvas.latency = 0.2
+    env = canvas_env(world)
+    first = await Running.start("pull", world.url(), "course", env=env, cwd=world.workdir)
+    await first.until("Downloading")
+    code, out = await run("pull", world.url(), "course", env=env, cwd=world.workdir)
+    assert code == 1, out
+    assert out == (
+        "privatepuller: This folder is already being synced (perhaps you clicked the link "
+        "twice). Wait for that sync to finish, then try again.\n"
+    )
+    code, out = await first.finish()
+    assert code == 0, out
+    assert len(tree(world.workdir / "course")) == 11

@@ -47,6 +47,9 @@ class BarProgress:
     def git_output(self, line: str) -> None:
         log.debug("git: %s", line)
 
+    def note(self, text: str) -> None:
+        self._line(text)
+
     def _draw(self, force: bool = False) -> None:
         if not self.tty or (not force and time.monotonic() - self._last_draw < 0.1):
             return

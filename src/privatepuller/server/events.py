@@ -93,6 +93,9 @@ class SSEProgress:
             )
         )
 
+    def note(self, text: str) -> None:
+        self._put(syncing(text))
+
     def git_output(self, line: str) -> None:
         self.git_lines.append(line)
         del self.git_lines[:-40]

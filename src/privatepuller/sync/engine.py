@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .config import SyncConfig
 from .local_origin import GitError, LocalOrigin, files_of
 from .lock import exclusive
+from .manifest import ManifestEntry
 from .merge import fetched_commit, merge_into
 from .progress import NullProgress, Progress
 from .source import Skipped, Source
@@ -34,21 +35,26 @@ async def sync(
     config = config or SyncConfig()
     progress = progress or NullProgress()
     target = Path(os.path.abspath(target))
-    async with (
-        exclusive(config.locks_dir, f"target:{target}", wait=config.lock_wait),
-        origin_lock(config, source.source_id),
-    ):
-        if isinstance(source, Prestored):
-            snapshot = await source.store(config, progress)
-        else:
-            snapshot = await store(source, config, progress)
-        # What the folder had: the snapshot it last fetched (none for a backup and resync,
-        # which starts a fresh copy).
-        fetched = None if backup else await asyncio.to_thread(fetched_commit, target)
-        before = await asyncio.to_thread(files_of_fetched, snapshot.origin, target, fetched)
-        await merge(
-            snapshot, target, fetched, backup=backup, progress=progress, parent=puller_parent
-        )
+    # The folder's lock for the whole sync: a second sync of it is refused at once (a double
+    # click), or after `lock_wait`. The origin's lock only while storing: a sync of the same
+    # link into another folder waits for the store, not for this merge; the merge holds it
+    # shared, so that no store moves the origin's branch while git fetches from it.
+    async with exclusive(config.locks_dir, f"target:{target}", wait=config.lock_wait):
+        async with origin_lock(config, source.source_id, progress):
+            if isinstance(source, Prestored):
+                snapshot = await source.store(config, progress)
+            else:
+                snapshot = await store(source, config, progress)
+        async with origin_lock(config, source.source_id, progress, shared=True):
+            # What the folder had: the snapshot it last fetched (none for a backup and
+            # resync, which starts a fresh copy); what it gets: the origin's branch now,
+            # which another store may have moved past this one's snapshot meanwhile.
+            fetched = None if backup else await asyncio.to_thread(fetched_commit, target)
+            before = await asyncio.to_thread(files_of_fetched, snapshot.origin, target, fetched)
+            snapshot = await asyncio.to_thread(at_head, snapshot)
+            await merge(
+                snapshot, target, fetched, backup=backup, progress=progress, parent=puller_parent
+            )
     return report(snapshot, target, before)
 
 
@@ -76,6 +82,26 @@ async def merge(
         paths=sorted(snapshot.entries),
         new_bytes=new_bytes,
     )
+
+
+def at_head(snapshot: Snapshot) -> Snapshot:
+    """`snapshot`, or the origin's newer one when another store committed since (its files
+    read from git; what this store left out and downloaded is still this one's to report)."""
+    head = snapshot.origin.head()
+    if head is None or head == snapshot.head:
+        return snapshot
+    files = snapshot.origin.files(head)
+    previous = {path: entry for path, entry in snapshot.entries.items()}
+    entries = {
+        path: (
+            previous[path]
+            if path in previous and previous[path].blob == blob
+            else ManifestEntry(f"privatepuller:newer:{blob}", size, blob)
+        )
+        for path, (blob, size) in files.items()
+    }
+    kept = tuple(p for p in snapshot.kept if p in entries and entries[p] == previous.get(p))
+    return replace(snapshot, entries=entries, commit=head, kept=kept)
 
 
 def files_of_fetched(origin: LocalOrigin, target: Path, fetched: str | None) -> dict[str, str]:
