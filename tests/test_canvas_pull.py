@@ -233,17 +233,31 @@ async def test_canvas_link_on_another_host_is_refused_without_sending_the_token(
     assert world.canvas.requests == []
 
 
-async def test_no_token_configured_tells_student_and_admin_what_to_do(world: CanvasWorld) -> None:
+async def test_no_token_configured_tells_student_and_admin_what_to_do(
+    world: CanvasWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On its own (the command line): which variables to set.
+    with pytest.raises(NotConfigured) as info:
+        await pull_course(world, credentials=EnvCredentialSource({}))
+    assert "CANVAS_BASE_URL" in str(info.value) and "CANVAS_ACCESS_TOKEN" in str(info.value)
+    # Under a hub: the admin sets it up.
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")
     with pytest.raises(NotConfigured) as info:
         await pull_course(world, credentials=EnvCredentialSource({}))
     assert "hub administrator" in str(info.value) and "docs/admin.md" in str(info.value)
 
 
-async def test_expired_token_says_log_in_again(world: CanvasWorld) -> None:
+async def test_expired_token_says_log_in_again(
+    world: CanvasWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world.canvas.expire_token(world.student.token)
     with pytest.raises(LoginExpired) as info:
         await pull_course(world)
-    assert "log in again" in str(info.value)
+    assert "Make a new one" in str(info.value) and "hub" not in str(info.value)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "a-token-of-the-hub")
+    with pytest.raises(LoginExpired) as info:
+        await pull_course(world)
+    assert "Log out of the hub and log in again" in str(info.value)
     assert world.student.token not in str(info.value)
 
 

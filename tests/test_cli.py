@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import CLI, Running, canvas_env, run
 from conftest import CanvasWorld
-from leak_scan import observe
 from privatepuller.link import make_link
-
-CLI = [sys.executable, "-m", "privatepuller.cli"]
-
-
-async def run(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        env={**os.environ, **env},
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    observe(f"the output of privatepuller {args[0]}", out)
-    return process.returncode or 0, out.decode()
+from privatepuller.sync.store import origin_lock
 
 
-def canvas_env(world: CanvasWorld) -> dict[str, str]:
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` except git's own, as {relative path: content}."""
     return {
-        "CANVAS_BASE_URL": world.canvas.base_url,
-        "CANVAS_ACCESS_TOKEN": world.student.token,
-        "PRIVATEPULLER_HOME": str(world.config.home),
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(folder).parts
     }
 
 
@@ -60,7 +45,7 @@ async def test_errors_are_one_clear_line_and_exit_1(world: CanvasWorld) -> None:
     assert code == 1 and "Traceback" not in out and "not a Canvas files link" in out
     world.canvas.expire_token(world.student.token)
     code, out = await run("pull", world.url(), env=env, cwd=world.workdir)
-    assert code == 1 and "log in again" in out and "Traceback" not in out
+    assert code == 1 and "CANVAS_ACCESS_TOKEN" in out and "Traceback" not in out
     assert world.student.token not in out
     assert list(world.workdir.iterdir()) == []
 
@@ -128,3 +113,135 @@ def test_link_command_explains_its_arguments() -> None:
         "folder name in each student's home",
     ):
         assert words in help_text, help_text
+
+
+async def test_the_summary_counts_what_changed_in_the_folder_not_in_the_cache(
+    world: CanvasWorld,
+) -> None:
+    """Two folders of one link share its cached copy; each summary describes its own folder."""
+    env = canvas_env(world)
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 3, updated 0, removed 0, unchanged 0" in out
+    world.course.files.update_file("README.md", b"new README\n")
+    world.course.files.add_file("Week 2/notes.md", b"notes\n")
+    # A new folder gets every file, although the cache had most of them already.
+    code, out = await run("pull", world.url(), "second", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 4, updated 0, removed 0, unchanged 0; downloaded 2 file(s)" in out
+    # The first folder, updated later, gets what changed since its own last pull, although
+    # the cache is up to date.
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert "added 1, updated 1, removed 0, unchanged 2; downloaded 0 file(s)" in out
+    assert (world.workdir / "first/Week 2/notes.md").read_bytes() == b"notes\n"
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert "added 0, updated 0, removed 0, unchanged 4; downloaded 0 file(s)" in out
+
+
+async def test_a_new_folder_gets_earlier_copies_of_files_left_out_and_says_so(
+    world: CanvasWorld,
+) -> None:
+    env = canvas_env(world)
+    code, out = await run("pull", world.url(), "first", env=env, cwd=world.workdir)
+    assert code == 0, out
+    world.course.files.update_file("README.md", b"x" * 4096)
+    code, out = await run(
+        "pull", world.url(), "second", "--max-file-size", "0.001", env=env, cwd=world.workdir
+    )
+    assert code == 0, out
+    assert "added 3, updated 0, removed 0, unchanged 0; downloaded 0 file(s)" in out
+    assert (
+        "README.md (4.0 kB): larger than the limit for one file (--max-file-size); "
+        "you get the version an earlier sync copied" in out
+    )
+    code, out = await run(
+        "pull", world.url(), "first", "--max-file-size", "0.001", env=env, cwd=world.workdir
+    )
+    assert code == 0, out
+    assert "added 0, updated 0, removed 0, unchanged 2, kept 1" in out
+    assert "; your copy from an earlier sync stays as it was" in out
+
+
+async def test_resolve_says_what_a_link_names_in_words_and_in_json(world: CanvasWorld) -> None:
+    env = canvas_env(world)
+    code, out = await run("resolve", world.url(), env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert out.splitlines() == [
+        "Canvas folder “Data Science 101”",
+        "  privatepuller pull makes the folder “Data Science 101”",
+    ]
+    readme = world.course.files.file("README.md")
+    file_url = world.url(f"/{readme.id}")
+    code, out = await run("resolve", file_url, "--json", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert json.loads(out) == {
+        "provider": "canvas",
+        "kind": "file",
+        "name": "README.md",
+        "folder": "README",
+    }
+    code, out = await run("resolve", "https://example.com/x", env=env, cwd=world.workdir)
+    assert code == 1 and out.startswith("privatepuller: This link is not a Canvas files link")
+    assert list(world.workdir.iterdir()) == []
+
+
+# -- one link, several folders; one folder, one sync at a time ------------------------------------
+
+
+def source_id(world: CanvasWorld) -> str:
+    root = world.course.files.folder("")
+    return f"canvas:{world.canvas.base_url}/courses/{world.course.id}/folders/{root.id}"
+
+
+def add_files(world: CanvasWorld, count: int) -> dict[str, bytes]:
+    files = {f"data/part{i}.csv": f"row {i}\n".encode() for i in range(count)}
+    for path, content in files.items():
+        world.course.files.add_file(path, content)
+    return {**files, "README.md": world.course.files.file("README.md").content}
+
+
+async def test_the_same_link_into_two_folders_at_once(world: CanvasWorld) -> None:
+    add_files(world, 8)
+    world.canvas.latency = 0.1
+    env = canvas_env(world)
+    (code1, out1), (code2, out2) = await asyncio.gather(
+        run("pull", world.url(), "first", env=env, cwd=world.workdir),
+        run("pull", world.url(), "second", env=env, cwd=world.workdir),
+    )
+    assert (code1, code2) == (0, 0), (out1, out2)
+    assert "added 11, updated 0" in out1 and "added 11, updated 0" in out2
+    assert tree(world.workdir / "first") == tree(world.workdir / "second")
+    assert len(tree(world.workdir / "first")) == 11
+
+
+async def test_a_second_store_of_the_same_link_waits_for_the_first(world: CanvasWorld) -> None:
+    """Deterministically: the test holds the link's origin (as a store into another folder
+    would); the pull says it waits, and goes on when the origin is free."""
+    async with origin_lock(world.config, source_id(world)):
+        pull = await Running.start(
+            "pull", world.url(), "course", env=canvas_env(world), cwd=world.workdir
+        )
+        await pull.until("Waiting for another sync of the same folder to finish (up to 5 minutes)")
+        await asyncio.sleep(0.5)
+        assert pull.process.returncode is None and not (world.workdir / "course").exists()
+    code, out = await pull.finish()
+    assert code == 0, out
+    assert "added 3, updated 0" in out
+
+
+async def test_the_same_folder_twice_is_refused_at_once(world: CanvasWorld) -> None:
+    add_files(world, 8)
+    world.canvas.latency = 0.2
+    env = canvas_env(world)
+    first = await Running.start("pull", world.url(), "course", env=env, cwd=world.workdir)
+    await first.until("Downloading")
+    code, out = await run("pull", world.url(), "course", env=env, cwd=world.workdir)
+    assert code == 1, out
+    assert out == (
+        "privatepuller: This folder is already being synced (perhaps you clicked the link "
+        "twice). Wait for that sync to finish, then try again.\n"
+    )
+    code, out = await first.finish()
+    assert code == 0, out
+    assert len(tree(world.workdir / "course")) == 11

@@ -84,6 +84,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "CANVAS_BASE_URL": canvas_thread.canvas.base_url,
             "CANVAS_ACCESS_TOKEN": student.token,
             **drive_thread.env(),
+            # A student's server under a hub (messages tell students what to do on the hub);
+            # with no token and user, the server does not ask this (absent) hub for logins.
+            "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api",
         },
         # Four downloads at once (not all seven): the progress page stays up for a second
         # round, long enough to be watched and photographed.

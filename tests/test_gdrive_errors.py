@@ -88,9 +88,13 @@ async def test_a_form_link_explains_it_cannot_be_pulled(world: DriveWorld) -> No
         await pull_drive(world, f"https://docs.google.com/forms/d/{form.id}/edit")
 
 
-async def test_no_google_credentials(world: DriveWorld) -> None:
+async def test_no_google_credentials(world: DriveWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, none = world.folder_url(world.course), EnvCredentialSource({})
+    with pytest.raises(NotConfigured, match="GOOGLE_APPLICATION_CREDENTIALS"):
+        await pull_drive(world, url, credentials=none)
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")
     with pytest.raises(NotConfigured, match="Google service account"):
-        await pull_drive(world, world.folder_url(world.course), credentials=EnvCredentialSource({}))
+        await pull_drive(world, url, credentials=none)
 
 
 async def test_the_token_never_goes_to_a_plain_http_api_url() -> None:

@@ -189,12 +189,13 @@ async def test_pull_with_the_hubs_token_then_renewal_after_canvas_expired_it(
 
 
 async def test_hub_that_cannot_renew_means_log_in_again(
-    world: CanvasWorld, stub_hub: StubHub
+    world: CanvasWorld, stub_hub: StubHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = world.canvas.issue_token(world.student)
     world.canvas.expire_token(token)
     stub_hub.auth_state = canvas_state(world, token)  # the hub's refresh failed: same token
     source = HubCredentialSource(stub_hub.env(), renew_delay=0)
+    monkeypatch.setenv("JUPYTERHUB_API_URL", stub_hub.env()["JUPYTERHUB_API_URL"])
     with pytest.raises(LoginExpired, match="log in\\s+again"):
         await pull_with(world, source)
     assert len(stub_hub.asked) == 2  # the sync's question, and exactly one more

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CanvasWorld, blob_id
-from privatepuller.pull import pull
-from privatepuller.sync.engine import SyncReport
+from privatepuller.pull import open_source, parse_link, pull, resolve_link
+from privatepuller.sync.engine import SyncReport, at_head
 from privatepuller.sync.local_origin import ORIGIN_CONFIG, GitError, LocalOrigin
+from privatepuller.sync.progress import NullProgress
+from privatepuller.sync.store import store
 
 
 def git(folder: Path, *args: str) -> str:
@@ -181,3 +183,21 @@ async def test_more_ids_than_a_pipe_holds(origin: LocalOrigin, tmp_path: Path) -
             await writer.add(path.name, path)
         blobs = await writer.finish()
     assert list(blobs.values()) == [blob_id(b"%d\n" % i) for i in range(2000)]
+
+
+async def test_a_merge_takes_the_origin_as_another_store_left_it(world: CanvasWorld) -> None:
+    """Between a store and its merge, another store of the same link (into another folder)
+    may commit a newer snapshot: the merge then brings that one, and says so."""
+    resolved = await resolve_link(parse_link(world.url()), world.credentials, world.config)
+    async with open_source(resolved, world.config) as source:
+        first = await store(source, world.config, NullProgress())
+        world.course.files.update_file("README.md", b"newer\n")
+        world.course.files.add_file("new.txt", b"new\n")
+        second = await store(source, world.config, NullProgress())
+    assert at_head(second) is second
+    moved = at_head(first)
+    assert moved.commit == second.commit == moved.head
+    assert {p: e.blob for p, e in moved.entries.items()} == {
+        p: e.blob for p, e in second.entries.items()
+    }
+    assert moved.entries["Week 1/intro.ipynb"] == first.entries["Week 1/intro.ipynb"]

@@ -190,7 +190,10 @@ async def test_canvas_permission_403_is_not_retried():
     assert info.value.status == 403 and len(hits) == 1
 
 
-async def test_expired_canvas_token_is_a_clear_error_without_the_token():
+async def test_expired_canvas_token_is_a_clear_error_without_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")  # under a hub
     hits: list[int] = []
     expired = (401, {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}, b"{}")
     runner, url = await start(_flaky_app([expired, expired], hits))

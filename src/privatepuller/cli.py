@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +15,43 @@ from typing import Any
 from .console import BarProgress, summary
 from .credentials.hub import default_credential_source
 from .demo import run_demo
-from .errors import PullError
+from .errors import PullError, UnsupportedURL
 from .link import make_link, urlpath_warning
-from .pull import parse_link, pull, resolve_link
+from .pull import NOT_OURS, default_target_name, parse_link, pull, resolve_link
 from .sizes import MiB
 from .sync.config import SyncConfig
+
+
+def megabytes(text: str) -> float:
+    """An argparse type: a size in MB, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"“{text}” is not a size: give a number of MB greater than 0, e.g. 100 or 0.5"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"“{text}” is not a time: give a number of seconds, 0 or more, e.g. 30"
+        )
+    return value
+
+
+URL_HELP = (
+    "a Canvas files URL (https://canvas.example.edu/courses/123/files/folder/Week%%201) or a "
+    "Google Drive folder or file URL"
+)
 
 
 def _config(args: argparse.Namespace) -> SyncConfig:
@@ -50,12 +84,25 @@ async def _pull(args: argparse.Namespace) -> int:
 
 
 async def _resolve(args: argparse.Namespace) -> int:
+    """What the link names, checked with the credentials `pull` would use; nothing is
+    downloaded."""
     link = parse_link(args.url)
     if link is None:
-        print("Not a Canvas or Google Drive link that privatepuller pulls.")
-        return 1
-    print(link)
-    print((await resolve_link(link, default_credential_source())).repo)
+        raise UnsupportedURL(NOT_OURS)
+    resolved = await resolve_link(link, default_credential_source())
+    provider = resolved.provider
+    facts = {
+        "provider": provider.name,
+        "kind": "file" if provider.is_file(resolved.repo) else "folder",
+        "name": resolved.name,
+        "folder": default_target_name(resolved),
+    }
+    if args.json:
+        print(json.dumps(facts, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{provider.title} {facts['kind']} “{facts['name']}”")
+    inside = f", with the file “{facts['name']}” in it" if facts["kind"] == "file" else ""
+    print(f"  privatepuller pull makes the folder “{facts['folder']}”{inside}")
     return 0
 
 
@@ -76,15 +123,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log git and HTTP details")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    pull = commands.add_parser("pull", help="pull a Canvas or Drive folder into TARGET_DIR")
-    pull.add_argument("url", help="a Canvas files URL or a Google Drive folder URL")
-    pull.add_argument("target", nargs="?", help="folder to create or update (default: its name)")
-    pull.add_argument("--max-file-size", type=float, help="MB; larger files are excluded")
-    pull.add_argument("--max-total-size", type=float, help="MB; files past this are excluded")
-    pull.add_argument("--home", help="where local origins live (default ~/.privatepuller)")
-    pull.add_argument("--wait", type=float, help="seconds to wait for another sync of TARGET")
+    pull = commands.add_parser(
+        "pull",
+        help="pull a Canvas or Drive folder into TARGET_DIR",
+        description="Pull a Canvas or Google Drive folder (or file) into TARGET_DIR; run it "
+        "again later to get the changes, merged like nbgitpuller does: your own edits win.",
+    )
+    pull.add_argument("url", metavar="URL", help=URL_HELP)
     pull.add_argument(
-        "--deadline", type=float, help="seconds listing and downloading may take (default 3600)"
+        "target",
+        metavar="TARGET_DIR",
+        nargs="?",
+        help="the folder to create, or to update when an earlier pull of URL made it "
+        "(default: the Canvas or Drive folder's own name, in the current folder)",
+    )
+    pull.add_argument(
+        "--max-file-size",
+        type=megabytes,
+        metavar="MB",
+        help="size in MB (1 MB = 1024 × 1024 bytes); larger files are left out and listed "
+        "(default: 100)",
+    )
+    pull.add_argument(
+        "--max-total-size",
+        type=megabytes,
+        metavar="MB",
+        help="size in MB; files past this total (in path order) are left out and listed "
+        "(default: 1024)",
+    )
+    pull.add_argument(
+        "--home",
+        metavar="DIR",
+        help="where privatepuller keeps its copy of each folder it pulls, and its locks "
+        "(default: $PRIVATEPULLER_HOME, else ~/.privatepuller)",
+    )
+    pull.add_argument(
+        "--wait",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long to wait when another pull into TARGET_DIR is running (default: 0, "
+        "give up at once)",
+    )
+    pull.add_argument(
+        "--deadline",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long listing and downloading may take; 0 for no limit (default: 3600)",
     )
 
     demo = commands.add_parser("demo", help="pull a sample course from a bundled fake Canvas")
@@ -100,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     link.add_argument(
         "url",
+        metavar="URL",
         help="a Canvas files URL (…/courses/123/files/folder/Week%%201) or a Google Drive "
         "folder or file URL shared with the hub's service account",
     )
@@ -119,8 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Drive folder's own name); a visible folder: no '..', no name starting with '.'",
     )
 
-    resolve = commands.add_parser("resolve", help="show what a URL resolves to")
-    resolve.add_argument("url")
+    resolve = commands.add_parser(
+        "resolve",
+        help="show what a URL names (checked with your credentials, nothing downloaded)",
+        description="Show what a Canvas or Drive URL names: which service, a folder or a file, "
+        "its name, and the folder `privatepuller pull URL` would make for it.",
+    )
+    resolve.add_argument("url", metavar="URL", help=URL_HELP)
+    resolve.add_argument(
+        "--json",
+        action="store_true",
+        help='print JSON for programs: {"provider", "kind", "name", "folder"}',
+    )
     return parser
 
 

@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from .sizes import size_text
-from .sync.engine import KEPT_WORDS, SyncReport
+from .sync.engine import SyncReport
 from .sync.source import SIZE_LIMITS, SkipReason, SyncSkip
 
 log = logging.getLogger("privatepuller")
@@ -46,6 +46,9 @@ class BarProgress:
 
     def git_output(self, line: str) -> None:
         log.debug("git: %s", line)
+
+    def note(self, text: str) -> None:
+        self._line(text)
 
     def _draw(self, force: bool = False) -> None:
         if not self.tty or (not force and time.monotonic() - self._last_draw < 0.1):
@@ -92,5 +95,6 @@ def summary(report: SyncReport) -> str:
                 line = f"    {s.path}{detail}: {why}"
             else:
                 line = f"    {s.path}: {why}{detail}"
-            lines.append(line + (f"; {KEPT_WORDS}" if report.keeps_copy(s.path) else ""))
+            note = report.note(s.path)
+            lines.append(line + (f"; {note}" if note else ""))
     return "\n".join(lines)

@@ -7,6 +7,26 @@ credentials; URLs in them never carry a query string.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
+# Set by JupyterHub in every single-user server and service it starts.
+HUB_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL")
+
+
+def under_hub(environ: Mapping[str, str] | None = None) -> bool:
+    """Does privatepuller run under JupyterHub (a student's server, the hub's service), rather
+    than on its own (the command line, a plain Jupyter server)?"""
+    environ = os.environ if environ is None else environ
+    return any(environ.get(name, "").strip() for name in HUB_VARIABLES)
+
+
+def hub_or_alone(*, hub: str, alone: str) -> str:
+    """The words of a message whose advice depends on where privatepuller runs: under a hub,
+    the admin sets credentials up and logging in again renews them; on its own, the person
+    running it sets the environment variables."""
+    return hub if under_hub() else alone
+
 
 class PullError(Exception):
     """A sync failed for a reason we can explain."""

@@ -31,6 +31,11 @@ from .targets import claim_target, visible_name
 # A provider's link (frozen, hashable): what a URL names, not yet checked.
 Link = Any
 
+NOT_OURS = (
+    "This link is not a Canvas files link or a Google Drive link that privatepuller can pull. "
+    "Copy the address of a Canvas files folder or a Drive folder."
+)
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -139,10 +144,7 @@ async def pull(
     progress = progress or NullProgress()
     link = parse_link(url)
     if link is None:
-        raise UnsupportedURL(
-            "This link is not a Canvas files link or a Google Drive link that privatepuller "
-            "can pull. Copy the address of a Canvas files folder or a Drive folder."
-        )
+        raise UnsupportedURL(NOT_OURS)
     resolved = await resolve_link(link, credentials, config, progress)
     if target is None:
         target = (parent_dir or Path.cwd()) / default_target_name(resolved)

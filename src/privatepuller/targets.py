@@ -39,6 +39,12 @@ class TargetInUse(PullError):
     code = "target_in_use"
 
 
+class TargetNotWritable(PullError):
+    """The target folder, or the folder it would be made in, may not be written by us."""
+
+    code = "target_not_writable"
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 FIX_THE_LINK = (
     "Ask your instructor to fix the link (targetpath must be a folder name like “Week 1”)."
@@ -125,7 +131,8 @@ def claim_target(
     An absent folder is fine, and so is a clone of this link. An empty folder is removed, so
     that the clone takes its place (git would otherwise look for a repository above it). A
     file, a folder with other content, a git repository of something else, or a folder inside
-    another git repository is refused, with a message naming the folder.
+    another git repository is refused, with a message naming the folder; so is a target that
+    would be made inside a file, or in a folder we may not write (`TargetNotWritable`).
     """
     name = _display(parent, target)
     for folder in _between(parent, target):
@@ -136,12 +143,11 @@ def claim_target(
                 "with another targetpath, or move that project."
             )
     if not os.path.lexists(target):
+        _check_writable(parent, _nearest_existing(target.parent), target)
         return
     if not target.is_dir():
-        raise TargetInUse(
-            f"“{name}” already exists and is a file, so nothing was synced. Rename or move "
-            "it, then click the link again."
-        )
+        raise _a_file(name)
+    _check_writable(parent, target, target)
     git = target / ".git"
     if not os.path.lexists(git):
         if any(target.iterdir()):
@@ -160,6 +166,35 @@ def claim_target(
         )
 
 
+def _a_file(name: str) -> TargetInUse:
+    return TargetInUse(
+        f"“{name}” already exists and is a file, so nothing was synced. Rename or move "
+        "it, then click the link again."
+    )
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """`folder`, or the nearest folder above it that exists (or is a file, or a link)."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(folder.anchor or "/")
+
+
+def _check_writable(parent: Path, folder: Path, target: Path) -> None:
+    """`folder` (the target, or where it will be made) must be a folder we may write in: git
+    would otherwise fail halfway through, with words about git rather than permissions."""
+    if not folder.is_dir():
+        raise _a_file(_display(parent, folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        where = _display(parent, folder)
+        made = "" if folder == target else f", so “{_display(parent, target)}” cannot be made there"
+        raise TargetNotWritable(
+            f"You cannot write in “{where}”{made}: it is read-only for you. Nothing was "
+            "synced. Choose a folder you can write in, or ask its owner for write permission."
+        )
+
+
 def _between(parent: Path, target: Path) -> list[Path]:
     """The folders strictly between `parent` and `target` that exist."""
     try:
@@ -171,7 +206,10 @@ def _between(parent: Path, target: Path) -> list[Path]:
 
 
 def _display(parent: Path, folder: Path) -> str:
+    """`folder` as the person named it: relative to `parent` (the server's root) when below it,
+    else as given (the command line's target, absolute or relative to the current folder)."""
     try:
-        return _shown(str(folder.relative_to(parent)))
+        relative = folder.relative_to(parent)
     except ValueError:
-        return _shown(folder.name)
+        relative = Path(".")
+    return _shown(str(relative if relative != Path(".") else folder))

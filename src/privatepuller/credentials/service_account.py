@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, hub_or_alone
 
 DRIVE_READONLY_SCOPE = "https://www.googleapis.com/auth/drive.readonly"
 # A token this close to expiry is renewed first, so a long download never starts with a dying
@@ -109,7 +109,12 @@ class ServiceAccountMinter:
             raise ConfigurationError(
                 f"The Google service account in {self.key_path} could not get an access token: "
                 f"Google refused to issue a token ({_first_line(error)}); the key may have been "
-                "deleted or disabled. Ask the hub admin to check the service-account key."
+                "deleted or disabled. "
+                + hub_or_alone(
+                    hub="Ask the hub admin to check the service-account key.",
+                    alone="Check the key (GOOGLE_APPLICATION_CREDENTIALS) in Google Cloud's "
+                    "console.",
+                )
             ) from None
         except google.auth.exceptions.TransportError:
             raise ConfigurationError(

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from yarl import URL
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, hub_or_alone
 from ..http.origin import Origin, safe_url
 from ..http.session import TokenProvider
 from .service_account import ServiceAccountMinter
@@ -94,14 +94,13 @@ def canvas_origin(base_url: str, where: str) -> Origin:
     """The Canvas origin of a configured base URL (`where` names it for the admin); only an
     origin is accepted, with the hub's own check (`canvas_base_url`), and it must be https
     unless on loopback."""
+    fix = hub_or_alone(hub="Ask the hub admin to fix it.", alone=f"Fix {where}, then try again.")
     try:
         return Origin.of(canvas_base_url(base_url)).require_secure()
     except ValueError as error:
-        raise ConfigurationError(f"{where}: {error}. Ask the hub admin to fix it.") from None
+        raise ConfigurationError(f"{where}: {error}. {fix}") from None
     except Exception:
-        raise ConfigurationError(
-            f"{where} is not a valid https URL; ask the hub admin to fix it."
-        ) from None
+        raise ConfigurationError(f"{where} is not a valid https URL. {fix}") from None
 
 
 class EnvCredentialSource:

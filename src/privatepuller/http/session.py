@@ -35,7 +35,9 @@ from ..errors import (
     PullError,
     RateLimited,
     UnsafeRequest,
+    hub_or_alone,
 )
+from ..sizes import size_text
 from .addresses import GuardedResolver, check_literal_host
 from .backoff import AdaptiveLimit, BackoffPolicy, Verdict
 from .origin import Origin, safe_url
@@ -46,6 +48,17 @@ MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
 # Listing pages are a few hundred kB to a megabyte (100 to 1000 entries).
 JSON_BODY_LIMIT = 32 * 1024 * 1024
+
+# A token refused even after a renewal: under a hub, logging in again gets a fresh one; on
+# its own, the token is one the person set (a provider may say which, and where to make one).
+LOGIN_EXPIRED = (
+    "Your login has expired or was revoked. Log out of the hub and log in again, then click "
+    "the link once more."
+)
+TOKEN_REFUSED = (
+    "The access token was refused: it has expired, was revoked, or is not valid here. Set a "
+    "new one, then try again."
+)
 CHUNK_SIZE = 256 * 1024
 TRANSFER_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 # Requests at once to one origin (a throttled session lowers its own limit for a while).
@@ -118,7 +131,9 @@ class _Pace:
                 chunk = await self._content.read(CHUNK_SIZE)
         except TimeoutError:
             if timer.expired():
-                raise Stalled(f"less than {self._need:.0f} bytes in {self._window:g} s") from None
+                raise Stalled(
+                    f"less than {size_text(int(self._need))} in {self._window:g} s"
+                ) from None
             raise
         self._got += len(chunk)
         if self._got >= self._need:
@@ -129,7 +144,7 @@ class _Pace:
 
 class ResponseTooLarge(Exception):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit} bytes")
+        super().__init__(f"more than {size_text(limit)}")
         self.limit = limit
 
 
@@ -278,10 +293,7 @@ class ReadOnlySession:
                     renewed = True
                     attempt -= 1
                     continue
-                raise LoginExpired(
-                    "Your login has expired or was revoked. Log out of the hub and log in "
-                    "again, then click the link once more."
-                )
+                raise LoginExpired(hub_or_alone(hub=LOGIN_EXPIRED, alone=TOKEN_REFUSED))
             if attempt >= self.policy.max_attempts:
                 raise self._gave_up(verdict, url, failure, listing)
             if verdict is Verdict.THROTTLED:

@@ -60,6 +60,9 @@ class Relay:
     def git_output(self, line: str) -> None:
         pass
 
+    def note(self, text: str) -> None:
+        self.emit({"note": text})
+
 
 class KeyFile:
     """The credential source of the service account's key, made anew when the file changes."""
@@ -113,7 +116,7 @@ class DriveSide:
         resolved = await self.resolve(ref, relay)
         async with open_source(resolved, self.config, relay) as source:
             assert not isinstance(source, Prestored)  # the service has the key: listed here
-            async with origin_lock(self.config, source.source_id):
+            async with origin_lock(self.config, source.source_id, relay):
                 snapshot = await store(source, self.config, relay)
         return ServedSnapshot(
             name=snapshot.name,

@@ -62,6 +62,11 @@ class Provider[L, R, C](Protocol):
         ...
 
     @property
+    def title(self) -> str:
+        """ "Canvas", "Google Drive": its name for people."""
+        ...
+
+    @property
     def policy(self) -> BackoffPolicy:
         """Its sessions' backoff (with the classifier of its statuses)."""
         ...

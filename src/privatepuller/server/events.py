@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import PullError
 from ..sizes import size_text
-from ..sync.engine import KEPT_WORDS, SyncReport
+from ..sync.engine import SyncReport
 from ..sync.source import SIZE_LIMITS
 
 Event = dict[str, Any]
@@ -93,6 +93,9 @@ class SSEProgress:
             )
         )
 
+    def note(self, text: str) -> None:
+        self._put(syncing(text))
+
     def git_output(self, line: str) -> None:
         self.git_lines.append(line)
         del self.git_lines[:-40]
@@ -111,8 +114,8 @@ def report_lines(report: SyncReport) -> list[str]:
         lines.append(f"{len(not_copied)} file(s) were not copied:")
         for skipped in not_copied:
             why = skipped.reason.words
-            if report.keeps_copy(skipped.path):
-                why += f"; {KEPT_WORDS}"
+            if note := report.note(skipped.path):
+                why += f"; {note}"
             if skipped.reason in SIZE_LIMITS and skipped.detail:
                 lines.append(f"  {skipped.path} ({skipped.detail}): {why}")
             elif skipped.detail:

@@ -23,6 +23,9 @@ class SyncConfig:
     # Requests at once per session, downloads at once (a throttled session goes lower).
     concurrency: int = DEFAULT_CONCURRENCY
     lock_wait: float = 0.0  # seconds a second sync of the same folder waits before giving up
+    # Seconds a store waits for another store of the same source (into another folder, or
+    # another student's on the hub) before giving up.
+    origin_wait: float = 300.0
     backoff_scale: float = 1.0  # < 1 runs the providers' backoff schedules faster (tests)
     read_timeout: float = 60.0  # seconds without a byte before a connection counts as stalled
     # Bounds (docs/security.md): listing and downloading stop after `deadline` seconds (0: no

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import DiskFull
 from .manifest import Manifest
-from .space import STORE_FAILED, looks_full, store_failed
+from .space import STORE_FAILED, home_unusable, looks_full, store_failed
 
 BRANCH = "main"
 # Fixed identity and no user config: commits must not depend on (or leak) the student's setup.
@@ -94,7 +94,9 @@ class LocalOrigin:
         """
         try:
             self._create()
-        except (OSError, subprocess.CalledProcessError) as error:
+        except OSError as error:
+            raise home_unusable(self.path.parent, error) from error
+        except subprocess.CalledProcessError as error:
             full = store_failed(self.path.parent, error)
             if full is None:
                 raise
@@ -168,13 +170,7 @@ class LocalOrigin:
 
     def files(self, commit: str) -> dict[str, tuple[str, int]]:
         """Every file of `commit`: {path: (blob id, size)}."""
-        files: dict[str, tuple[str, int]] = {}
-        for entry in self.git("ls-tree", "-r", "-l", "-z", commit).split("\0"):
-            meta, _, path = entry.partition("\t")
-            fields = meta.split()
-            if len(fields) == 4 and fields[1] == "blob":
-                files[path] = (fields[2], int(fields[3]))
-        return files
+        return files_of(self.path, commit)
 
     def _blob_sizes(self, commit: str) -> dict[str, int]:
         sizes: dict[str, int] = {}
@@ -223,6 +219,26 @@ class LocalOrigin:
         # Compare-and-swap: never overwrite a commit another process made meanwhile.
         self.git("update-ref", f"refs/heads/{BRANCH}", commit, head or "0" * 40)
         return commit
+
+
+def files_of(git_dir: Path, commit: str) -> dict[str, tuple[str, int]]:
+    """Every file of `commit` in the repository `git_dir` (an origin, or a folder's `.git`):
+    {path: (blob id, size)}. Only reads objects: no hook, filter or worktree is involved."""
+    result = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-l", "-z", commit],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    if result.returncode != 0:
+        raise GitError(f"git ls-tree failed: {result.stderr.strip()[:500]}")
+    files: dict[str, tuple[str, int]] = {}
+    for entry in result.stdout.split("\0"):
+        meta, _, path = entry.partition("\t")
+        fields = meta.split()
+        if len(fields) == 4 and fields[1] == "blob":
+            files[path] = (fields[2], int(fields[3]))
+    return files
 
 
 class BlobWriter:

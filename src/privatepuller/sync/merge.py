@@ -40,6 +40,7 @@ from typing import Any
 from nbgitpuller.pull import GitPuller
 
 from ..errors import DiskFull, MergeFailed, PullError, SyncBusy
+from ..sizes import size_text
 from . import recovery
 from .local_origin import BRANCH
 from .recovery import git_working_in
@@ -96,7 +97,7 @@ def merge_into(
     if new_bytes and free is not None and free < needed:
         raise DiskFull(
             f"Your disk is too full to update “{target.name}”: the new version needs about "
-            f"{(needed - free) / 1024 / 1024:.1f} MB more than is free. Delete some files in "
+            f"{size_text(needed - free)} more than is free. Delete some files in "
             "your home folder and click the link again; nothing in your folder was changed."
         )
     if not target.exists():

@@ -29,8 +29,17 @@ class Plan[H]:
     unwritable: tuple[Skipped, ...]  # paths too long to be created
 
     @property
+    def downloads(self) -> tuple[RemoteFile[H], ...]:
+        """What is downloaded: one file per change key (a file reached twice, e.g. through a
+        Drive shortcut, is fetched once and stored under both paths)."""
+        first: dict[str, RemoteFile[H]] = {}
+        for file in self.to_download:
+            first.setdefault(file.change_key, file)
+        return tuple(first.values())
+
+    @property
     def download_bytes(self) -> int:
-        return sum(file.size or 0 for file in self.to_download)
+        return sum(file.size or 0 for file in self.downloads)
 
 
 def plan[H](listing: Listing[H], previous: Manifest, config: SyncConfig) -> Plan[H]:

@@ -19,6 +19,9 @@ class Progress(Protocol):
 
     def git_output(self, line: str) -> None: ...
 
+    def note(self, text: str) -> None:
+        """Something the person waiting should know (e.g. it waits for another sync)."""
+
 
 class NullProgress:
     def listed(self, files: int, total_bytes: int) -> None:
@@ -34,4 +37,7 @@ class NullProgress:
         pass
 
     def git_output(self, line: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass

@@ -6,7 +6,7 @@ import errno
 import shutil
 from pathlib import Path
 
-from ..errors import DiskFull
+from ..errors import ConfigurationError, DiskFull, PullError
 
 # With less than this free, a failing write is taken to be the disk's fault.
 NEARLY_FULL = 1024 * 1024
@@ -45,3 +45,15 @@ def looks_full(path: Path, detail: str | BaseException = "") -> bool:
 def store_failed(path: Path, error: BaseException) -> DiskFull | None:
     """The `DiskFull` to raise instead of `error` (a failed write under `path`), if any."""
     return DiskFull(STORE_FAILED) if looks_full(path, error) else None
+
+
+def home_unusable(home: Path, error: OSError) -> PullError:
+    """What to raise when privatepuller's own folder (origins and locks) cannot be written."""
+    if (full := store_failed(home, error)) is not None:
+        return full
+    reason = (error.strerror or type(error).__name__).lower()
+    return ConfigurationError(
+        f"privatepuller cannot keep its copies in “{home}” ({reason}): that is where it keeps "
+        "a copy of each folder it pulls, and it must be a folder you can write. Choose another "
+        "one with PRIVATEPULLER_HOME (on the command line: --home)."
+    )

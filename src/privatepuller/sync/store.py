@@ -69,10 +69,35 @@ def origin_for(config: SyncConfig, source_id: str) -> LocalOrigin:
     return LocalOrigin(config.origins_dir / f"{digest}.git")
 
 
-def origin_lock(config: SyncConfig, source_id: str) -> contextlib.AbstractAsyncContextManager[None]:
-    """The lock `store` needs held: one store (or sync) of a source at a time, across
-    processes."""
-    return exclusive(config.locks_dir, f"origin:{source_id}", wait=config.lock_wait)
+def origin_lock(
+    config: SyncConfig,
+    source_id: str,
+    progress: Progress | None = None,
+    *,
+    shared: bool = False,
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The lock `store` needs held: one store of a source at a time, across processes; a
+    second one waits for the first (up to `config.origin_wait`, saying so). `shared`: held
+    by a merge from the origin, so that no store moves the origin's branch meanwhile (merges
+    into different folders run at once)."""
+    minutes = config.origin_wait / 60
+    limit = f"{minutes:.0f} minutes" if minutes >= 2 else f"{config.origin_wait:g} s"
+
+    def waiting() -> None:
+        if progress is not None:
+            progress.note(f"Waiting for another sync of the same folder to finish (up to {limit})")
+
+    return exclusive(
+        config.locks_dir,
+        f"origin:{source_id}",
+        wait=config.origin_wait,
+        shared=shared,
+        busy=(
+            f"Another sync of the same folder has been running for more than {limit}, so "
+            "this one stopped waiting for it. Nothing was changed; try again later."
+        ),
+        on_wait=waiting,
+    )
 
 
 async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> Snapshot:
@@ -88,7 +113,7 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
     planned = plan(listing, previous, config)
 
     entries = dict(planned.reused)
-    progress.listed(len(planned.to_download), planned.download_bytes)
+    progress.listed(len(planned.downloads), planned.download_bytes)
     downloaded, sizes, unavailable = await deadline.run(
         _download_all(source, origin, planned.to_download, config, progress)
     )

@@ -14,7 +14,15 @@ from urllib.parse import quote
 from yarl import URL
 
 from ...credentials.sources import CanvasCredentials
-from ...errors import DownloadFailed, ListingFailed, NoAccess, NotFound, PullError
+from ...errors import (
+    DownloadFailed,
+    ListingFailed,
+    LoginExpired,
+    NoAccess,
+    NotFound,
+    PullError,
+    under_hub,
+)
 from ...http.session import (
     HTTPStatusError,
     ReadOnlySession,
@@ -23,6 +31,12 @@ from ...http.session import (
 from ...sync.source import ListingLimits
 
 PER_PAGE = 100  # Canvas's maximum page size
+
+TOKEN_REFUSED_ALONE = (
+    "Canvas refused the access token in CANVAS_ACCESS_TOKEN: it has expired, was deleted, or "
+    "is not a token of the Canvas in CANVAS_BASE_URL. Make a new one (in Canvas: Account, "
+    "Settings, New access token), set it, then try again."
+)
 
 # (method, path template) of every Canvas API call below; the hub's scope list must cover them.
 ENDPOINTS = (
@@ -52,7 +66,14 @@ class CanvasAPI:
         limits: ListingLimits | None = None,
     ) -> AsyncIterator[CanvasAPI]:
         async with options.session(credentials.origin, credentials.tokens) as session:
-            yield cls(session, limits)
+            try:
+                yield cls(session, limits)
+            except LoginExpired:
+                # Anything done with this API (resolving, listing, downloading): outside a
+                # hub, the token is the one the person set, and they can make a new one.
+                if under_hub():
+                    raise
+                raise LoginExpired(TOKEN_REFUSED_ALONE) from None
 
     def url(self, *segments: str) -> URL:
         path = "/api/v1/" + "/".join(quote(s, safe="") for s in segments)

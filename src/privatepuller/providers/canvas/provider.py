@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from yarl import URL
 
 from ...credentials.sources import CanvasCredentials, CredentialSource
-from ...errors import NotConfigured, PullError, WrongHost
+from ...errors import NotConfigured, PullError, WrongHost, hub_or_alone
 from ...http.origin import Origin
 from ...http.session import SessionOptions
 from ...sync.names import stem
@@ -34,10 +34,17 @@ NOT_CONFIGURED = (
     "administrator to enable Canvas token passthrough (see the admin guide in privatepuller's "
     "docs/admin.md)."
 )
+# Outside a hub (the command line, a plain Jupyter server), the person running it sets these.
+NOT_CONFIGURED_ALONE = (
+    "This link needs a Canvas login, and none is set. Set CANVAS_BASE_URL to your Canvas's "
+    "address (e.g. https://canvas.example.edu) and CANVAS_ACCESS_TOKEN to an access token "
+    "(in Canvas: Account, Settings, New access token), then try again."
+)
 
 
 class CanvasProvider:
     name = "canvas"
+    title = "Canvas"
     policy = CANVAS_POLICY
     links = (CanvasFolderLink, CanvasFileLink)
     repos = (CanvasFolder, CanvasFile)
@@ -50,7 +57,7 @@ class CanvasProvider:
     ) -> CanvasCredentials:
         credentials = await source.canvas()
         if credentials is None:
-            raise NotConfigured(NOT_CONFIGURED)
+            raise NotConfigured(hub_or_alone(hub=NOT_CONFIGURED, alone=NOT_CONFIGURED_ALONE))
         check_same_canvas(item.base_url, credentials.origin)
         return credentials
 

@@ -26,6 +26,7 @@ from ...errors import (
     NotFound,
     PullError,
     RateLimited,
+    hub_or_alone,
 )
 from ...http.session import (
     HTTPStatusError,
@@ -294,13 +295,21 @@ class DriveAPI:
             raise SkipFile(SyncSkip.TOO_LARGE, f"more than {size_text(error.limit)}") from None
 
 
+TOKEN_REFUSED = (
+    "Google Drive refused the hub's access token: it has expired or was revoked. Stop and "
+    "start your server from the hub's control panel to get a fresh one; if that does not "
+    "help, tell your hub administrator."
+)
+TOKEN_REFUSED_ALONE = (
+    "Google Drive refused the access token (GOOGLE_DRIVE_ACCESS_TOKEN, or the one made with "
+    "the key in GOOGLE_APPLICATION_CREDENTIALS): it has expired or was revoked. Set a fresh "
+    "token, or check that the service account and its key still exist, then try again."
+)
+
+
 def _session_error(error: LoginExpired | RateLimited) -> PullError:
     if isinstance(error, LoginExpired):
-        return LoginExpired(
-            "Google Drive refused the hub's access token: it has expired or was revoked. Stop "
-            "and start your server from the hub's control panel to get a fresh one; if that "
-            "does not help, tell your hub administrator."
-        )
+        return LoginExpired(hub_or_alone(hub=TOKEN_REFUSED, alone=TOKEN_REFUSED_ALONE))
     return RateLimited(
         "Google Drive is limiting how fast this hub can download (everyone on the hub shares "
         "one Drive quota), and it did not let up in time. Nothing was changed; try again in a "

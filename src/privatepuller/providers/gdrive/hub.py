@@ -322,6 +322,8 @@ def relay(event: Mapping[str, Any], progress: Progress) -> None:
     elif "waiting" in event:
         seconds, provider = event["waiting"]
         progress.waiting(float(seconds), str(provider))
+    elif "note" in event:
+        progress.note(str(event["note"]))
     elif "output" in event:
         progress.git_output(str(event["output"]))
 

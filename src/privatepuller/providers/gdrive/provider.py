@@ -9,7 +9,7 @@ from typing import Any
 from yarl import URL
 
 from ...credentials.sources import CredentialSource, GoogleCredentials
-from ...errors import NotConfigured
+from ...errors import NotConfigured, hub_or_alone
 from ...http.session import SessionOptions
 from ...sync.names import stem
 from ...sync.source import ListingLimits
@@ -35,6 +35,13 @@ NOT_CONFIGURED = (
     "your hub administrator to set up the hub's Google service account (see privatepuller's "
     "docs/admin.md)."
 )
+# Outside a hub (the command line, a plain Jupyter server), the person running it sets these.
+NOT_CONFIGURED_ALONE = (
+    "This link is a Google Drive link, and no Google credentials are set. Set "
+    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (and share the folder with "
+    "that account's address), or GOOGLE_DRIVE_ACCESS_TOKEN to an access token with the "
+    "drive.readonly scope, then try again."
+)
 
 
 class GoogleDriveProvider:
@@ -44,6 +51,7 @@ class GoogleDriveProvider:
     credentials are then a `HubService`, the repo a `HubDriveItem`."""
 
     name = "gdrive"
+    title = "Google Drive"
     policy = GOOGLE_POLICY
     links = (GoogleDriveFolderLink, GoogleDriveFileLink)
     repos = (GoogleDriveFolder, GoogleDriveFile, HubDriveItem)
@@ -64,7 +72,7 @@ class GoogleDriveProvider:
             return credentials
         if (service := HubService.from_env()) is not None:
             return service
-        raise NotConfigured(NOT_CONFIGURED)
+        raise NotConfigured(hub_or_alone(hub=NOT_CONFIGURED, alone=NOT_CONFIGURED_ALONE))
 
     async def resolve(
         self, link: DriveLink, credentials: GoogleCredentials | HubService, options: SessionOptions
