@@ -101,7 +101,7 @@ def at_head(snapshot: Snapshot) -> Snapshot:
         for path, (blob, size) in files.items()
     }
     kept = tuple(p for p in snapshot.kept if p in entries and entries[p] == previous.get(p))
-    return replace(snapshot, entries=entries, commit=head, kept=kept)
+    return replace(snapshot, entries=entries, commit=head, kept=kept, head=head)
 
 
 def files_of_fetched(origin: LocalOrigin, target: Path, fetched: str | None) -> dict[str, str]:
