@@ -55,6 +55,9 @@ ITEM_ID = r"[A-Za-z0-9_-]{10,200}"
 KEEPALIVE_SECONDS = 10.0
 LOG_REPEAT_SECONDS = 600.0  # one admin problem is logged at most this often
 LOCK_WAIT = 600.0
+# A snapshot's bundle is served from it for this long at least (a student's server asks for it
+# right after the snapshot); later, Drive is asked again first (still shared?).
+BUNDLE_GRACE_SECONDS = 300.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _RESOURCE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
@@ -286,9 +289,10 @@ class BundleHandler(ServiceHandler):
             raise web.HTTPError(400, "commit and have must be commit ids")
         try:
             await self.check_groups((item_id,))
-            # The snapshot the caller was given (or one since): no new listing for a bundle,
-            # unless this process has none (it restarted since).
-            snapshot = self.snapshots.latest(ref) or await self.snapshots.get(ref)
+            # The snapshot the caller was just given (or one since): no new listing for a
+            # bundle, unless this process has none that recent (it restarted since).
+            recent = max(self.snapshots.min_relist_seconds, BUNDLE_GRACE_SECONDS)
+            snapshot = self.snapshots.latest(ref, recent) or await self.snapshots.get(ref)
             await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             raise web.HTTPError(403, for_student(error)["message"]) from None
