@@ -702,16 +702,32 @@ def test_when_the_service_is_down_the_student_is_told_and_their_folder_is_untouc
 def test_a_rotated_key_is_picked_up_without_a_restart(world: World) -> None:
     """The admin replaces the key file with a new key of the same account and deletes the old
     key (Google then refuses it and the tokens minted with it): the service's next sync mints
-    with the new key; neither the hub nor the service restarted."""
+    with the new key; neither the hub nor the service restarted. While the file is broken,
+    students are told Drive is not set up, and the hub's log says why."""
     hub_pid, service_pid = world.hub.process.pid, world.service_pid()  # type: ignore[union-attr]
     key_path = world.hub.drive_thread.key_path
     old = world.hub.drive_thread.key
     new = world.on_drive(lambda: world.drive.service_account_key(new_key=True))
-    # Replaced the way a Kubernetes Secret is (a new file moved over the old one).
-    with tempfile.NamedTemporaryFile("w", dir=key_path.parent, delete=False) as out:
-        out.write(json.dumps(new))
-    allow_file(Path(out.name), "the hub admin's service-account key")
-    os.replace(out.name, key_path)
+
+    def install(text: str) -> None:
+        # The way a Kubernetes Secret is updated: a new file moved over the old one.
+        with tempfile.NamedTemporaryFile("w", dir=key_path.parent, delete=False) as out:
+            out.write(text)
+        allow_file(Path(out.name), "the hub admin's service-account key")
+        os.replace(out.name, key_path)
+
+    # Half way through, the file is not a key: students are told Drive is not set up here
+    # (the file's name and the reason go to the hub's log only).
+    install('{"type": "service_account", "client_email": ')
+    events = world.logged_in(world.ada).pull(drive_url(world.folders.rotation))
+    assert events[-1]["phase"] == "error", events
+    assert "the hub's Google service account is not set up correctly" in events[-1]["message"]
+    assert "drive-sa.json" not in json.dumps(events)
+    assert f"Google Drive cannot be read: The Google service-account key file {key_path}" in (
+        world.hub.log()
+    )
+
+    install(json.dumps(new))
     world.on_drive(lambda: world.drive.delete_key(old["private_key_id"], revoke_tokens=True))
     since = len(world.drive_requests())
 

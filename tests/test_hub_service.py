@@ -22,7 +22,7 @@ from jupyterhub.services.auth import check_scopes
 from tornado.httpserver import HTTPServer
 from yarl import URL
 
-from privatepuller.errors import DownloadFailed, LoginExpired, NoAccess
+from privatepuller.errors import DownloadFailed, LoginExpired, NoAccess, NotConfigured
 from privatepuller.hub.service import ACCESS_SCOPE, ServiceSettings, listen_address, make_app
 from privatepuller.hub.snapshots import Event, ServedSnapshot, SnapshotRef
 from privatepuller.providers.gdrive.hub import HubClient, HubService
@@ -463,3 +463,33 @@ async def test_students_pull_a_drive_folder_through_the_hub_with_no_google_token
     ]  # fmt: skip
     assert len(folder_lists) == 1
     assert tree(tmp_path / "ada" / "Intro to Data") == tree(tmp_path / "bo" / "Intro to Data")
+
+
+async def test_a_broken_key_is_told_to_students_in_words_and_to_the_admin_in_the_log(
+    hub: HubWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service cannot use its key: students read that Drive is not set up on this hub
+    (not the key file's path or Google's error), the hub log says why; a repaired key works
+    at the next click, without a restart."""
+    world = hub.drive_world
+    original = world.key_file.read_text()
+    world.key_file.write_text("{not json")
+    client = HubClient(HubService.from_env(hub.student_env()))  # type: ignore[arg-type]
+    link = GoogleDriveFolderLink(world.course.id)
+    for attempt in (client.info(link), client.snapshot(link, NullProgress())):
+        with pytest.raises(NotConfigured) as refused:
+            await attempt
+        assert "the hub's Google service account is not set up correctly" in refused.value.message
+        assert str(world.key_file) not in refused.value.message
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "privatepuller.service" and r.levelname == "ERROR"
+    ]
+    assert logged == [
+        "privatepuller service: Google Drive cannot be read: The Google service-account key "
+        f"file {world.key_file} is not valid JSON."
+    ]  # once, however many students ask
+
+    world.key_file.write_text(original)
+    assert (await client.snapshot(link, NullProgress())).name == "Intro to Data"

@@ -109,14 +109,16 @@ async def test_a_link_with_another_resource_key_is_not_answered_from_the_cache()
     assert [c.resource_key for c in calls] == ["key", None, "guessed"]
 
 
-async def test_the_latest_answer_is_kept_however_old() -> None:
+async def test_the_latest_answer_is_kept_for_a_while_whatever_min_relist_seconds() -> None:
     clock = Clock()
     refresh, calls = make(clock, delay=0)
     snapshots = SingleFlight(refresh, min_relist_seconds=0, clock=clock)
-    assert snapshots.latest(REF) is None
+    assert snapshots.latest(REF, 300) is None
     first = await snapshots.get(REF)
-    clock.now += 3600
-    assert snapshots.latest(REF) is first
+    clock.now += 299
+    assert snapshots.latest(REF, 300) is first
+    clock.now += 1
+    assert snapshots.latest(REF, 300) is None
     assert len(calls) == 1
 
 

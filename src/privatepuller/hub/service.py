@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from yarl import URL
 
-from ..errors import PullError
+from ..errors import ConfigurationError, NotConfigured, PullError
 from ..providers.gdrive.hub import RESOURCE_KEY_HEADER
 from ..sync.bundle import create_bundle, has_commit
 from ..sync.config import SyncConfig
@@ -52,7 +53,11 @@ SERVICE_NAME = "privatepuller"
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 ITEM_ID = r"[A-Za-z0-9_-]{10,200}"
 KEEPALIVE_SECONDS = 10.0
+LOG_REPEAT_SECONDS = 600.0  # one admin problem is logged at most this often
 LOCK_WAIT = 600.0
+# A snapshot's bundle is served from it for this long at least (a student's server asks for it
+# right after the snapshot); later, Drive is asked again first (still shared?).
+BUNDLE_GRACE_SECONDS = 300.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _RESOURCE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
@@ -164,6 +169,30 @@ class NotInGroups(PullError):
     code = "no_access"
 
 
+# What students read when the service cannot use its key (missing, unreadable, deleted at
+# Google): the reason, which names files and Google's error, goes to the log.
+NOT_SET_UP = (
+    "Google Drive links do not work on this hub right now: the hub's Google service account "
+    "is not set up correctly. Please tell your hub administrator (the hub log says why)."
+)
+FAILED = (
+    "The hub could not copy this Drive folder. Try again in a few minutes; if it keeps "
+    "failing, tell your instructor."
+)
+_logged: dict[str, float] = {}
+
+
+def for_student(error: PullError) -> dict[str, str]:
+    """An error as the student's server gets it: the admin's problems are logged instead."""
+    if isinstance(error, ConfigurationError):
+        now = time.monotonic()
+        if now - _logged.get(error.message, -LOG_REPEAT_SECONDS) >= LOG_REPEAT_SECONDS:
+            _logged[error.message] = now
+            log.error("privatepuller service: Google Drive cannot be read: %s", error.message)
+        return {"code": NotConfigured.code, "message": NOT_SET_UP}
+    return {"code": error.code, "message": error.message}
+
+
 class InfoHandler(ServiceHandler):
     """What a link names, as the hub sees it: resolving a link costs a Drive request, not a
     sync (the page a student opens names the folder before the sync starts)."""
@@ -176,7 +205,11 @@ class InfoHandler(ServiceHandler):
             info = await self.infos.get(ref)
             await self.check_groups(tuple(info.get("ancestors", ())))
         except PullError as error:
-            self.finish(json.dumps({"error": {"code": error.code, "message": error.message}}))
+            self.finish(json.dumps({"error": for_student(error)}))
+            return
+        except Exception:
+            log.exception("privatepuller service: resolving %s failed", item_id)
+            self.finish(json.dumps({"error": {"code": "unknown", "message": FAILED}}))
             return
         self.finish(json.dumps({k: v for k, v in info.items() if k != "ancestors"}))
 
@@ -198,19 +231,11 @@ class SnapshotHandler(ServiceHandler):
             await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
             log.info("privatepuller service: %s for %s: %s", item_id, self.user["name"], error.code)
-            await self._send({"error": {"code": error.code, "message": error.message}})
+            await self._send({"error": for_student(error)})
             return
         except Exception:
             log.exception("privatepuller service: syncing %s failed", item_id)
-            await self._send(
-                {
-                    "error": {
-                        "code": "unknown",
-                        "message": "The hub could not copy this Drive folder. Try again in a "
-                        "few minutes; if it keeps failing, tell your instructor.",
-                    }
-                }
-            )
+            await self._send({"error": {"code": "unknown", "message": FAILED}})
             return
         await self._send({"snapshot": _public(snapshot)})
 
@@ -264,12 +289,13 @@ class BundleHandler(ServiceHandler):
             raise web.HTTPError(400, "commit and have must be commit ids")
         try:
             await self.check_groups((item_id,))
-            # The snapshot the caller was given (or one since): no new listing for a bundle,
-            # unless this process has none (it restarted since).
-            snapshot = self.snapshots.latest(ref) or await self.snapshots.get(ref)
+            # The snapshot the caller was just given (or one since): no new listing for a
+            # bundle, unless this process has none that recent (it restarted since).
+            recent = max(self.snapshots.min_relist_seconds, BUNDLE_GRACE_SECONDS)
+            snapshot = self.snapshots.latest(ref, recent) or await self.snapshots.get(ref)
             await self.check_groups(tuple(snapshot.report.get("ancestors", ())))
         except PullError as error:
-            raise web.HTTPError(403, error.message) from None
+            raise web.HTTPError(403, for_student(error)["message"]) from None
         if not has_commit(snapshot.origin, commit):
             raise web.HTTPError(404, "no such snapshot of this item")
         workdir = Path(tempfile.mkdtemp(dir=self.service_settings.home, prefix="bundles-"))

@@ -77,12 +77,14 @@ class SingleFlight[T]:
         self._flights: dict[tuple[str, str, str | None], _Flight[T]] = {}
         self.made = 0  # how many answers were made (tests, benchmarks)
 
-    def latest(self, ref: SnapshotRef) -> T | None:
-        """The last answer made for `ref`, however old (None: none since this process
-        started). A snapshot a student was just given is fetched from this one: its bundle
-        must not cost another listing."""
+    def latest(self, ref: SnapshotRef, max_age: float) -> T | None:
+        """The last answer made for `ref` if younger than `max_age` seconds, else None. A
+        snapshot a student was just given is fetched from this one: its bundle must not cost
+        another listing, even when `min_relist_seconds` is shorter than the fetch."""
         latest = self._latest.get(ref.cache_key)
-        return None if latest is None else latest[0]
+        if latest is None or self._clock() - latest[1] >= max_age:
+            return None
+        return latest[0]
 
     async def get(self, ref: SnapshotRef, listener: Listener | None = None) -> T:
         key = ref.cache_key

@@ -24,6 +24,7 @@ from ...errors import (
     DownloadFailed,
     LoginExpired,
     NoAccess,
+    NotConfigured,
     NotFound,
     PullError,
     RateLimited,
@@ -65,6 +66,7 @@ ERRORS: dict[str, type[PullError]] = {
     cls.code: cls
     for cls in (
         NoAccess,
+        NotConfigured,
         NotFound,
         RateLimited,
         DownloadFailed,
