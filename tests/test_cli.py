@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, Running, canvas_env, run
+from cli_helpers import CLI, Running, Terminal, canvas_env, run
 from conftest import CanvasWorld
 from privatepuller.link import make_link
 from privatepuller.sync.store import origin_lock
@@ -198,7 +199,8 @@ def add_files(world: CanvasWorld, count: int) -> dict[str, bytes]:
     files = {f"data/part{i}.csv": f"row {i}\n".encode() for i in range(count)}
     for path, content in files.items():
         world.course.files.add_file(path, content)
-    return {**files, "README.md": world.course.files.file("README.md").content}
+    first = ("README.md", "Week 1/intro.ipynb", "Week 1/data/iris.csv")  # the fixture's
+    return {**files, **{path: world.course.files.file(path).content for path in first}}
 
 
 async def test_the_same_link_into_two_folders_at_once(world: CanvasWorld) -> None:
@@ -245,3 +247,38 @@ async def test_the_same_folder_twice_is_refused_at_once(world: CanvasWorld) -> N
     code, out = await first.finish()
     assert code == 0, out
     assert len(tree(world.workdir / "course")) == 11
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def download_count(world: CanvasWorld) -> int:
+    return sum(1 for r in world.canvas.requests if r.origin == "filestore")
+
+
+async def test_ctrl_c_then_the_rerun_downloads_only_what_was_missing(world: CanvasWorld) -> None:
+    """Three downloads hang; Ctrl-C once the other eight are stored. The message starts on a
+    line of its own (not after the bar), the exit code is 130, the folder was not made, and
+    the rerun downloads only the three."""
+    files = add_files(world, 8)
+    for path in ("data/part0.csv", "data/part3.csv", "data/part6.csv"):
+        world.canvas.inject_fault(rf"^/blob/{world.course.files.file(path).uuid}", "stall")
+    env = canvas_env(world)
+    terminal = await Terminal.start("pull", world.url(), "course", env=env, cwd=world.workdir)
+    await terminal.until("8/11 files")
+    terminal.ctrl_c()
+    code, shown = await terminal.finish()
+    assert code == 130, shown
+    # The bar's line ends before the message (not "… of 105 bytesprivatepuller: …").
+    assert re.search(r"\] 8/11 files, [^\n]* of 105 bytes\nprivatepuller: interrupted\. ", shown)
+    assert not (world.workdir / "course").exists()
+
+    before = download_count(world)
+    code, out = await run("pull", world.url(), "course", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert out.startswith("Downloading 3 file(s), 18 bytes\n"), out
+    assert download_count(world) - before == 3
+    assert "added 11, updated 0, removed 0, unchanged 0; downloaded 3 file(s), 18 bytes" in out
+    assert tree(world.workdir / "course") == files
+    # The journal of the interrupted run is gone once the manifest has its files.
+    assert list(world.config.origins_dir.glob("*.git/privatepuller-journal.jsonl")) == []

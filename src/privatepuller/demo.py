@@ -26,11 +26,14 @@ from .sync.config import SyncConfig
 from .sync.engine import SyncReport
 
 
-async def run_demo(parent: Path, *, drive: bool = False) -> int:
-    return await (run_drive_demo(parent) if drive else run_canvas_demo(parent))
+async def run_demo(
+    parent: Path, *, drive: bool = False, progress: BarProgress | None = None
+) -> int:
+    progress = progress or BarProgress()
+    return await (run_drive_demo(parent, progress) if drive else run_canvas_demo(parent, progress))
 
 
-async def run_canvas_demo(parent: Path) -> int:
+async def run_canvas_demo(parent: Path, progress: BarProgress) -> int:
     from .testing.canvas import FakeCanvas, populate_demo
 
     parent = parent.absolute()
@@ -50,7 +53,7 @@ async def run_canvas_demo(parent: Path) -> int:
                 parent_dir=parent,
                 credentials=credentials,
                 config=config,
-                progress=BarProgress(),
+                progress=progress,
             )
             print(summary(report) + "\n")
 
@@ -92,7 +95,7 @@ async def second_click(
     return report
 
 
-async def run_drive_demo(target: Path) -> int:
+async def run_drive_demo(target: Path, progress: BarProgress) -> int:
     from .testing.drive import FakeDrive, notebook, populate_demo
 
     parent = target.absolute()
@@ -117,7 +120,7 @@ async def run_drive_demo(target: Path) -> int:
             print(f"(shared with the hub's service account {key['client_email']})\n")
             report = await pull(
                 url, parent_dir=parent, credentials=credentials, config=config,
-                progress=BarProgress(),
+                progress=progress,
             )  # fmt: skip
             print(summary(report) + "\n")
 
