@@ -53,10 +53,38 @@ async def test_errors_are_one_clear_line_and_exit_1(world: CanvasWorld) -> None:
 
 async def test_demo_runs_without_credentials(tmp_path: Path) -> None:
     env = {"PRIVATEPULLER_HOME": str(tmp_path / "home")}
-    code, out = await run("demo", str(tmp_path / "demo"), env=env, cwd=tmp_path)
-    assert code == 0, out
-    assert "The student's note is still there." in out
+    for _ in range(2):  # into the same folder again: the earlier demo's copy is replaced
+        code, out = await run("demo", str(tmp_path / "demo"), env=env, cwd=tmp_path)
+        assert code == 0, out
+        assert "The student's note is still there." in out
+        assert "added 7, updated 0" in out
     assert (tmp_path / "demo/Data Science 101/Week 1/data/iris.csv").exists()
+    assert not (tmp_path / "home").exists()  # the demo's origins are its own, and gone
+
+
+@pytest.mark.parametrize("drive", [False, True], ids=["canvas", "drive"])
+async def test_the_demo_runs_any_number_of_times_and_leaves_the_current_folder_alone(
+    tmp_path: Path, drive: bool
+) -> None:
+    cwd, temp = tmp_path / "repository", tmp_path / "tmp"
+    cwd.mkdir()
+    temp.mkdir()
+    (cwd / "mine.txt").write_text("mine\n")
+    env = {"PRIVATEPULLER_HOME": str(tmp_path / "home"), "TMPDIR": str(temp)}
+    course = "Intro to Data" if drive else "Data Science 101"
+    places = []
+    for _ in range(2):
+        code, out = await run("demo", *(["--drive"] if drive else []), env=env, cwd=cwd)
+        assert code == 0, out
+        assert "The student's note is still there." in out
+        shown = re.search(r"^The files are in (.+)$", out, re.MULTILINE)
+        assert shown is not None, out
+        place = Path(shown[1])
+        assert place.name == course, place
+        assert place.is_relative_to(temp) and (place / "README.md").is_file(), place
+        places.append(place)
+    assert places[0] != places[1]
+    assert sorted(p.name for p in cwd.iterdir()) == ["mine.txt"]
 
 
 def test_link_for_instructors() -> None:

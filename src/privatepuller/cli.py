@@ -171,9 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long listing and downloading may take; 0 for no limit (default: 3600)",
     )
 
-    demo = commands.add_parser("demo", help="pull a sample course from a bundled fake Canvas")
+    demo = commands.add_parser(
+        "demo",
+        help="pull a sample course from a bundled fake Canvas",
+        description="Pull a sample course from a bundled fake Canvas (or Drive), change it "
+        "as an instructor would and pull again: no credentials needed. Runs any number of "
+        "times.",
+    )
     demo.add_argument("--drive", action="store_true", help="use the bundled fake Google Drive")
-    demo.add_argument("target", nargs="?", default="privatepuller-demo", help="parent folder")
+    demo.add_argument(
+        "target",
+        metavar="DIR",
+        nargs="?",
+        help="the folder to put the course's folder in; an earlier demo's copy there is "
+        "replaced (default: a new temporary folder, named at the end)",
+    )
 
     link = commands.add_parser(
         "link",
@@ -234,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "link":
             return _link(args)
         if args.command == "demo":
-            return asyncio.run(run_demo(Path(args.target), drive=args.drive, progress=progress))
+            return asyncio.run(
+                run_demo(
+                    Path(args.target) if args.target else None,
+                    drive=args.drive,
+                    progress=progress,
+                )
+            )
     except PullError as error:
         progress.end_line()
         print(f"privatepuller: {error.message}", file=sys.stderr)
