@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import pty
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +116,66 @@ class Running:
         self.output += out
         observe(f"the output of privatepuller {self.args[0]}", self.output)
         return self.process.returncode or 0, self.text
+
+
+class Terminal:
+    """A `privatepuller` process on a pseudo-terminal (as a person runs it: the progress bar
+    is drawn), in a session of its own, so that Ctrl-C can be sent to it as a terminal does:
+    SIGINT to its whole process group (git included)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, master: int) -> None:
+        self.process = process
+        self._master = master
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @classmethod
+    async def start(cls, *args: str, env: dict[str, str], cwd: Path) -> Terminal:
+        master, slave = pty.openpty()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *CLI,
+                *args,
+                env={**os.environ, **env},
+                cwd=cwd,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+            )
+        finally:
+            os.close(slave)
+        return cls(process, master)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            self._chunks.append(chunk)
+        os.close(self._master)
+
+    @property
+    def text(self) -> str:
+        """What the terminal showed so far (its "\\r\\n" line ends as "\\n")."""
+        return b"".join(self._chunks).decode(errors="replace").replace("\r\n", "\n")
+
+    async def until(self, words: str, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while words not in self.text:
+                assert self.process.returncode is None, self.text
+                await asyncio.sleep(0.05)
+
+    def ctrl_c(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    async def finish(self, timeout: float = 30.0) -> tuple[int, str]:
+        async with asyncio.timeout(timeout):
+            code = await self.process.wait()
+            await asyncio.to_thread(self._reader.join)
+        observe("the terminal of privatepuller", self.text)
+        return code, self.text

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import CLI, Running, canvas_env, run
+from cli_helpers import CLI, Running, Terminal, canvas_env, run
 from conftest import CanvasWorld
 from privatepuller.link import make_link
 from privatepuller.sync.store import origin_lock
@@ -52,10 +53,38 @@ async def test_errors_are_one_clear_line_and_exit_1(world: CanvasWorld) -> None:
 
 async def test_demo_runs_without_credentials(tmp_path: Path) -> None:
     env = {"PRIVATEPULLER_HOME": str(tmp_path / "home")}
-    code, out = await run("demo", str(tmp_path / "demo"), env=env, cwd=tmp_path)
-    assert code == 0, out
-    assert "The student's note is still there." in out
+    for _ in range(2):  # into the same folder again: the earlier demo's copy is replaced
+        code, out = await run("demo", str(tmp_path / "demo"), env=env, cwd=tmp_path)
+        assert code == 0, out
+        assert "The student's note is still there." in out
+        assert "added 7, updated 0" in out
     assert (tmp_path / "demo/Data Science 101/Week 1/data/iris.csv").exists()
+    assert not (tmp_path / "home").exists()  # the demo's origins are its own, and gone
+
+
+@pytest.mark.parametrize("drive", [False, True], ids=["canvas", "drive"])
+async def test_the_demo_runs_any_number_of_times_and_leaves_the_current_folder_alone(
+    tmp_path: Path, drive: bool
+) -> None:
+    cwd, temp = tmp_path / "repository", tmp_path / "tmp"
+    cwd.mkdir()
+    temp.mkdir()
+    (cwd / "mine.txt").write_text("mine\n")
+    env = {"PRIVATEPULLER_HOME": str(tmp_path / "home"), "TMPDIR": str(temp)}
+    course = "Intro to Data" if drive else "Data Science 101"
+    places = []
+    for _ in range(2):
+        code, out = await run("demo", *(["--drive"] if drive else []), env=env, cwd=cwd)
+        assert code == 0, out
+        assert "The student's note is still there." in out
+        shown = re.search(r"^The files are in (.+)$", out, re.MULTILINE)
+        assert shown is not None, out
+        place = Path(shown[1])
+        assert place.name == course, place
+        assert place.is_relative_to(temp) and (place / "README.md").is_file(), place
+        places.append(place)
+    assert places[0] != places[1]
+    assert sorted(p.name for p in cwd.iterdir()) == ["mine.txt"]
 
 
 def test_link_for_instructors() -> None:
@@ -198,7 +227,8 @@ def add_files(world: CanvasWorld, count: int) -> dict[str, bytes]:
     files = {f"data/part{i}.csv": f"row {i}\n".encode() for i in range(count)}
     for path, content in files.items():
         world.course.files.add_file(path, content)
-    return {**files, "README.md": world.course.files.file("README.md").content}
+    first = ("README.md", "Week 1/intro.ipynb", "Week 1/data/iris.csv")  # the fixture's
+    return {**files, **{path: world.course.files.file(path).content for path in first}}
 
 
 async def test_the_same_link_into_two_folders_at_once(world: CanvasWorld) -> None:
@@ -245,3 +275,38 @@ async def test_the_same_folder_twice_is_refused_at_once(world: CanvasWorld) -> N
     code, out = await first.finish()
     assert code == 0, out
     assert len(tree(world.workdir / "course")) == 11
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def download_count(world: CanvasWorld) -> int:
+    return sum(1 for r in world.canvas.requests if r.origin == "filestore")
+
+
+async def test_ctrl_c_then_the_rerun_downloads_only_what_was_missing(world: CanvasWorld) -> None:
+    """Three downloads hang; Ctrl-C once the other eight are stored. The message starts on a
+    line of its own (not after the bar), the exit code is 130, the folder was not made, and
+    the rerun downloads only the three."""
+    files = add_files(world, 8)
+    for path in ("data/part0.csv", "data/part3.csv", "data/part6.csv"):
+        world.canvas.inject_fault(rf"^/blob/{world.course.files.file(path).uuid}", "stall")
+    env = canvas_env(world)
+    terminal = await Terminal.start("pull", world.url(), "course", env=env, cwd=world.workdir)
+    await terminal.until("8/11 files")
+    terminal.ctrl_c()
+    code, shown = await terminal.finish()
+    assert code == 130, shown
+    # The bar's line ends before the message (not "… of 105 bytesprivatepuller: …").
+    assert re.search(r"\] 8/11 files, [^\n]* of 105 bytes\nprivatepuller: interrupted\. ", shown)
+    assert not (world.workdir / "course").exists()
+
+    before = download_count(world)
+    code, out = await run("pull", world.url(), "course", env=env, cwd=world.workdir)
+    assert code == 0, out
+    assert out.startswith("Downloading 3 file(s), 18 bytes\n"), out
+    assert download_count(world) - before == 3
+    assert "added 11, updated 0, removed 0, unchanged 0; downloaded 3 file(s), 18 bytes" in out
+    assert tree(world.workdir / "course") == files
+    # The journal of the interrupted run is gone once the manifest has its files.
+    assert list(world.config.origins_dir.glob("*.git/privatepuller-journal.jsonl")) == []

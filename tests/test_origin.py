@@ -14,7 +14,9 @@ import pytest
 from conftest import CanvasWorld, blob_id
 from privatepuller.pull import open_source, parse_link, pull, resolve_link
 from privatepuller.sync.engine import SyncReport, at_head
+from privatepuller.sync.journal import Journal
 from privatepuller.sync.local_origin import ORIGIN_CONFIG, GitError, LocalOrigin
+from privatepuller.sync.manifest import Manifest, ManifestEntry
 from privatepuller.sync.progress import NullProgress
 from privatepuller.sync.store import store
 
@@ -201,3 +203,23 @@ async def test_a_merge_takes_the_origin_as_another_store_left_it(world: CanvasWo
         p: e.blob for p, e in second.entries.items()
     }
     assert moved.entries["Week 1/intro.ipynb"] == first.entries["Week 1/intro.ipynb"]
+
+
+async def test_the_journal_gives_only_files_git_has(origin: LocalOrigin, tmp_path: Path) -> None:
+    """What an interrupted store recorded is reused only when git has that blob, with that
+    size, and the manifest does not have the change key already; a line cut short is skipped."""
+    origin.ensure()
+    (tmp_path / "a").write_bytes(b"stored\n")
+    async with origin.blob_writer() as writer:
+        await writer.add("a", tmp_path / "a")
+        [blob] = (await writer.finish()).values()
+    missing = blob_id(b"never stored\n")
+    with Journal(origin.journal_path) as journal:
+        journal.add("key:a", 7, blob)
+        journal.add("key:missing", 13, missing)
+        journal.add("key:wrong-size", 8, blob)
+        journal.add("key:in-manifest", 7, blob)
+    with origin.journal_path.open("a") as cut:
+        cut.write('{"change_key": "key:cut", "size": 7, "bl')
+    manifest = Manifest(None, {"x.txt": ManifestEntry("key:in-manifest", 7, blob)})
+    assert origin.stored_earlier(manifest) == {"key:a": ManifestEntry("key:a", 7, blob)}

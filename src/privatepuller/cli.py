@@ -70,14 +70,14 @@ def _config(args: argparse.Namespace) -> SyncConfig:
     return replace(config, **overrides)
 
 
-async def _pull(args: argparse.Namespace) -> int:
+async def _pull(args: argparse.Namespace, progress: BarProgress) -> int:
     target = Path(args.target) if args.target else None
     report = await pull(
         args.url,
         target,
         credentials=default_credential_source(),
         config=_config(args),
-        progress=BarProgress(),
+        progress=progress,
     )
     print(summary(report))
     return 0
@@ -171,9 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long listing and downloading may take; 0 for no limit (default: 3600)",
     )
 
-    demo = commands.add_parser("demo", help="pull a sample course from a bundled fake Canvas")
+    demo = commands.add_parser(
+        "demo",
+        help="pull a sample course from a bundled fake Canvas",
+        description="Pull a sample course from a bundled fake Canvas (or Drive), change it "
+        "as an instructor would and pull again: no credentials needed. Runs any number of "
+        "times.",
+    )
     demo.add_argument("--drive", action="store_true", help="use the bundled fake Google Drive")
-    demo.add_argument("target", nargs="?", default="privatepuller-demo", help="parent folder")
+    demo.add_argument(
+        "target",
+        metavar="DIR",
+        nargs="?",
+        help="the folder to put the course's folder in; an earlier demo's copy there is "
+        "replaced (default: a new temporary folder, named at the end)",
+    )
 
     link = commands.add_parser(
         "link",
@@ -225,23 +237,39 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    progress = BarProgress()
     try:
         if args.command == "pull":
-            return asyncio.run(_pull(args))
+            return asyncio.run(_pull(args, progress))
         if args.command == "resolve":
             return asyncio.run(_resolve(args))
         if args.command == "link":
             return _link(args)
         if args.command == "demo":
-            return asyncio.run(run_demo(Path(args.target), drive=args.drive))
+            return asyncio.run(
+                run_demo(
+                    Path(args.target) if args.target else None,
+                    drive=args.drive,
+                    progress=progress,
+                )
+            )
     except PullError as error:
+        progress.end_line()
         print(f"privatepuller: {error.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("privatepuller: interrupted; your folder was not changed.", file=sys.stderr)
+        # Ctrl-C: what was stored so far is kept (the next run does not download it again),
+        # and a merge that was cut short is undone by the next run.
+        progress.end_line()
+        print(
+            "privatepuller: interrupted. Nothing is lost: run the same command again to "
+            "finish; what was downloaded so far is kept.",
+            file=sys.stderr,
+        )
         return 130
     except Exception as error:
         # A bug of ours, not something the person did: one line, details with --verbose.
+        progress.end_line()
         if args.verbose:
             raise
         print(

@@ -23,23 +23,25 @@ class BarProgress:
         self.files_total = self.files_done = 0
         self.bytes_total = self.bytes_done = 0
         self._last_draw = 0.0
+        self._mid_line = False  # the bar is drawn, without a newline after it
 
     def listed(self, files: int, total_bytes: int) -> None:
         self.files_total, self.bytes_total = files, total_bytes
         if files:
             self._line(f"Downloading {files} file(s), {size_text(total_bytes)}")
         else:
-            self._line("Everything is up to date; nothing to download")
+            self._line("No new or changed files to download")
 
     def advanced(self, nbytes: int) -> None:
         self.bytes_done += nbytes
         self._draw()
 
     def file_done(self, path: str, size: int) -> None:
+        """A file is downloaded and stored (a rerun after an interruption keeps it)."""
         self.files_done += 1
         if not self.tty:
             self._line(f"  {path} ({size_text(size)})")
-        self._draw(force=self.files_done == self.files_total)
+        self._draw(now=True, last=self.files_done == self.files_total)
 
     def waiting(self, seconds: float, provider: str) -> None:
         self._line(f"  {provider} asks us to slow down; retrying in {seconds:.0f} s")
@@ -50,21 +52,31 @@ class BarProgress:
     def note(self, text: str) -> None:
         self._line(text)
 
-    def _draw(self, force: bool = False) -> None:
-        if not self.tty or (not force and time.monotonic() - self._last_draw < 0.1):
+    def end_line(self) -> None:
+        """End the bar's line, so that what is written next starts on a line of its own."""
+        if self._mid_line:
+            self._mid_line = False
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, now: bool = False, last: bool = False) -> None:
+        """Draw the bar (at most ten times a second, unless `now`); `last` ends its line."""
+        if not self.tty or (not now and not last and time.monotonic() - self._last_draw < 0.1):
             return
         self._last_draw = time.monotonic()
-        fraction = self.bytes_done / self.bytes_total if self.bytes_total else 1.0
+        fraction = min(self.bytes_done / self.bytes_total, 1.0) if self.bytes_total else 1.0
         bar = "#" * int(30 * fraction)
         self.stream.write(
             f"\r[{bar:<30}] {self.files_done}/{self.files_total} files, "
             f"{size_text(self.bytes_done)} of {size_text(self.bytes_total)}"
         )
-        if force:
-            self.stream.write("\n")
+        self._mid_line = True
+        if last:
+            self.end_line()
         self.stream.flush()
 
     def _line(self, text: str) -> None:
+        self.end_line()
         self.stream.write(text + "\n")
         self.stream.flush()
 

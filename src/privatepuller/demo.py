@@ -8,6 +8,10 @@ Drive: it starts the fake Drive (API and token endpoint) on loopback, writes a s
 key whose `token_uri` is the fake, so google-auth's real token flow runs, shares a sample course
 folder with that account and pulls it the same way.
 
+The demo runs any number of times: its copy goes to a new temporary folder (named at the end),
+or to the folder given, where the copy an earlier demo left there is replaced (the fake it was
+pulled from is gone). Local origins go to a throwaway home: nothing lands in ~/.privatepuller.
+
 The fakes (`privatepuller.testing`) are imported only when a demo runs: they are test
 infrastructure, not part of what a sync needs.
 """
@@ -15,6 +19,7 @@ infrastructure, not part of what a sync needs.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,16 +30,39 @@ from .pull import pull
 from .sync.config import SyncConfig
 from .sync.engine import SyncReport
 
+# In a folder the demo put its copies in; with it, a later demo replaces them.
+DEMO_MARK = ".privatepuller-demo"
+DEMO_FOLDERS = ("Data Science 101", "Intro to Data")  # the fakes' sample course names
 
-async def run_demo(parent: Path, *, drive: bool = False) -> int:
-    return await (run_drive_demo(parent) if drive else run_canvas_demo(parent))
+
+async def run_demo(
+    parent: Path | None = None, *, drive: bool = False, progress: BarProgress | None = None
+) -> int:
+    """The demo, into `parent` (default: a new temporary folder)."""
+    progress = progress or BarProgress()
+    parent = demo_folder(parent)
+    return await (run_drive_demo(parent, progress) if drive else run_canvas_demo(parent, progress))
 
 
-async def run_canvas_demo(parent: Path) -> int:
+def demo_folder(parent: Path | None) -> Path:
+    """Where the demo's copy goes: a new temporary folder, or `parent`, made ready: the copies
+    an earlier demo left there are removed (they were pulled from a fake that is gone)."""
+    if parent is None:
+        return Path(tempfile.mkdtemp(prefix="privatepuller-demo-"))
+    parent = parent.absolute()
+    if (parent / DEMO_MARK).is_file():
+        for name in DEMO_FOLDERS:
+            shutil.rmtree(parent / name, ignore_errors=True)
+    parent.mkdir(parents=True, exist_ok=True)
+    (parent / DEMO_MARK).write_text(
+        "privatepuller demo: the next demo into this folder replaces the course folders here.\n"
+    )
+    return parent
+
+
+async def run_canvas_demo(parent: Path, progress: BarProgress) -> int:
     from .testing.canvas import FakeCanvas, populate_demo
 
-    parent = parent.absolute()
-    parent.mkdir(parents=True, exist_ok=True)
     async with FakeCanvas() as canvas:
         student, course = populate_demo(canvas)
         credentials = EnvCredentialSource(
@@ -50,7 +78,7 @@ async def run_canvas_demo(parent: Path) -> int:
                 parent_dir=parent,
                 credentials=credentials,
                 config=config,
-                progress=BarProgress(),
+                progress=progress,
             )
             print(summary(report) + "\n")
 
@@ -92,11 +120,9 @@ async def second_click(
     return report
 
 
-async def run_drive_demo(target: Path) -> int:
+async def run_drive_demo(parent: Path, progress: BarProgress) -> int:
     from .testing.drive import FakeDrive, notebook, populate_demo
 
-    parent = target.absolute()
-    parent.mkdir(parents=True, exist_ok=True)
     async with FakeDrive() as drive:
         # Origins and the key file go to a throwaway folder: nothing lands in ~/.privatepuller.
         with tempfile.TemporaryDirectory(prefix="privatepuller-drive-demo-") as scratch:
@@ -117,7 +143,7 @@ async def run_drive_demo(target: Path) -> int:
             print(f"(shared with the hub's service account {key['client_email']})\n")
             report = await pull(
                 url, parent_dir=parent, credentials=credentials, config=config,
-                progress=BarProgress(),
+                progress=progress,
             )  # fmt: skip
             print(summary(report) + "\n")
 

@@ -17,12 +17,13 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DiskFull
-from .manifest import Manifest
+from .journal import Journal
+from .manifest import Manifest, ManifestEntry
 from .space import STORE_FAILED, home_unusable, looks_full, store_failed
 
 BRANCH = "main"
@@ -61,6 +62,10 @@ class LocalOrigin:
     @property
     def manifest_path(self) -> Path:
         return self.path / "privatepuller-manifest.json"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path / "privatepuller-journal.jsonl"
 
     @property
     def staging_dir(self) -> Path:
@@ -142,6 +147,26 @@ class LocalOrigin:
             return Manifest.empty()
         return manifest
 
+    def stored_earlier(self, manifest: Manifest) -> dict[str, ManifestEntry]:
+        """Files an interrupted store put into git that `manifest` does not have, by change
+        key (`sync/journal.py`): only those whose blob git has, with the size recorded."""
+        known = manifest.by_change_key()
+        journaled = {
+            key: entry for key, entry in Journal.read(self.journal_path).items() if key not in known
+        }
+        if not journaled:
+            return {}
+        blobs = sorted({entry.blob for entry in journaled.values()})
+        answer = self.git("cat-file", "--batch-check", input="".join(f"{b}\n" for b in blobs))
+        present: dict[str, int] = {}
+        for line in answer.splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[1] == "blob":
+                present[fields[0]] = int(fields[2])
+        return {
+            key: entry for key, entry in journaled.items() if present.get(entry.blob) == entry.size
+        }
+
     def bytes_new_since(self, commit: str | None) -> int:
         """Bytes of the branch's files whose content `commit` lacks (all of them without a
         `commit`): about what fetching and checking out the branch over `commit` writes."""
@@ -181,7 +206,9 @@ class LocalOrigin:
         return sizes
 
     @contextlib.asynccontextmanager
-    async def blob_writer(self) -> AsyncIterator[BlobWriter]:
+    async def blob_writer(
+        self, on_stored: Callable[[str, str], None] | None = None
+    ) -> AsyncIterator[BlobWriter]:
         """A `BlobWriter` for this origin; its git process is stopped on the way out."""
         try:
             process = await asyncio.create_subprocess_exec(
@@ -193,7 +220,7 @@ class LocalOrigin:
             )
         except OSError as error:
             raise store_failed(self.path, error) or error from None
-        writer = BlobWriter(self, process)
+        writer = BlobWriter(self, process, on_stored)
         try:
             yield writer
         finally:
@@ -243,18 +270,35 @@ def files_of(git_dir: Path, commit: str) -> dict[str, tuple[str, int]]:
 
 class BlobWriter:
     """Files handed to one `git hash-object -w --stdin-paths` as they land, so that git
-    compresses and stores each file while the others are still downloading."""
+    compresses and stores each file while the others are still downloading. git answers each
+    file's id as soon as it has stored it: `on_stored(change_key, blob)` is called then."""
 
-    def __init__(self, origin: LocalOrigin, process: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self,
+        origin: LocalOrigin,
+        process: asyncio.subprocess.Process,
+        on_stored: Callable[[str, str], None] | None = None,
+    ) -> None:
         assert process.stdin and process.stdout and process.stderr
         self._origin = origin
         self._process = process
         self._stdin = process.stdin
-        # Read as git writes, so that neither of its output pipes can fill up and stall it.
-        self._out = asyncio.ensure_future(process.stdout.read())
-        self._err = asyncio.ensure_future(process.stderr.read())
+        self._on_stored = on_stored
         # Change keys in the order handed to git, which answers in that order.
         self._change_keys: list[str] = []
+        self._blobs: dict[str, str] = {}
+        # Read as git writes, so that neither of its output pipes can fill up and stall it.
+        self._out = asyncio.ensure_future(self._read_ids(process.stdout))
+        self._err = asyncio.ensure_future(process.stderr.read())
+
+    async def _read_ids(self, stdout: asyncio.StreamReader) -> None:
+        while line := await stdout.readline():
+            if len(self._blobs) >= len(self._change_keys):
+                raise GitError("git hash-object returned more ids than files")
+            change_key, blob = self._change_keys[len(self._blobs)], line.decode().strip()
+            self._blobs[change_key] = blob
+            if self._on_stored is not None:
+                self._on_stored(change_key, blob)
 
     async def add(self, change_key: str, path: Path) -> None:
         """Store the file at `path` as `change_key`'s (one not added before); `finish` gives
@@ -271,13 +315,13 @@ class BlobWriter:
         self._stdin.close()
         with contextlib.suppress(ConnectionError):
             await self._stdin.wait_closed()
-        out, err = await self._out, await self._err
+        await self._out
+        err = await self._err
         if await self._process.wait() != 0:
             raise self._origin._failed("hash-object", err.decode(errors="replace"))
-        blobs = out.decode().split()
-        if len(blobs) != len(self._change_keys):
+        if len(self._blobs) != len(self._change_keys):
             raise GitError("git hash-object returned the wrong number of ids")
-        return dict(zip(self._change_keys, blobs, strict=True))
+        return dict(self._blobs)
 
     async def stop(self) -> None:
         if self._process.returncode is None:
@@ -285,5 +329,5 @@ class BlobWriter:
         await self._process.wait()
         for reader in (self._out, self._err):
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
+            with contextlib.suppress(asyncio.CancelledError, OSError, GitError):
                 await reader

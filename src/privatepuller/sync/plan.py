@@ -42,10 +42,17 @@ class Plan[H]:
         return sum(file.size or 0 for file in self.downloads)
 
 
-def plan[H](listing: Listing[H], previous: Manifest, config: SyncConfig) -> Plan[H]:
+def plan[H](
+    listing: Listing[H],
+    previous: Manifest,
+    config: SyncConfig,
+    stored: Mapping[str, ManifestEntry] | None = None,
+) -> Plan[H]:
+    """`stored`: files already in git by change key that the manifest lacks (what a store
+    that was interrupted had stored): reused like the manifest's."""
     writable, unwritable = drop_unwritable(listing.files)
     files, excluded = apply_limits(writable, config)
-    known = previous.by_change_key()
+    known = {**(stored or {}), **previous.by_change_key()}
     reused: dict[str, ManifestEntry] = {}
     to_download: list[RemoteFile[H]] = []
     for file in files:

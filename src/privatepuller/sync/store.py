@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import DownloadFailed, TimedOut
 from ..sizes import size_text
 from .config import SyncConfig
+from .journal import Journal
 from .local_origin import BlobWriter, LocalOrigin
 from .lock import exclusive
 from .manifest import Manifest, ManifestEntry
@@ -110,7 +111,9 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
     origin = origin_for(config, source.source_id)
     await asyncio.to_thread(origin.ensure)
     previous = await asyncio.to_thread(origin.manifest)
-    planned = plan(listing, previous, config)
+    # What a store that was interrupted had stored already is not downloaded again.
+    stored = await asyncio.to_thread(origin.stored_earlier, previous)
+    planned = plan(listing, previous, config, stored)
 
     entries = dict(planned.reused)
     progress.listed(len(planned.downloads), planned.download_bytes)
@@ -136,6 +139,8 @@ async def store(source: Source[Any], config: SyncConfig, progress: Progress) -> 
             await asyncio.to_thread(Manifest(head, entries).save, origin.manifest_path)
         except OSError as error:
             raise store_failed(origin.path, error) or error from None
+    # Every file the journal recorded is in the manifest now, or not wanted any more.
+    origin.journal_path.unlink(missing_ok=True)
     return Snapshot(
         origin=origin,
         name=listing.name,
@@ -200,13 +205,16 @@ async def _download_all(
     progress: Progress,
 ) -> tuple[dict[str, str], dict[str, int], list[Skipped]]:
     """Download each change key once (a file reached twice, e.g. through a Drive shortcut,
-    is fetched once) into the origin's staging area, each file stored into git as it lands.
+    is fetched once) into the origin's staging area, each file stored into git as it lands
+    and recorded in the origin's journal once git has it (then it counts as done).
 
     Returns blobs and sizes by change key, and the files the source could not provide.
     """
     first_of_key: dict[str, RemoteFile[Any]] = {}
     for file in files:
         first_of_key.setdefault(file.change_key, file)
+    if not first_of_key:
+        return {}, {}, []
     staging = origin.staging_dir / uuid.uuid4().hex
     staging.mkdir(parents=True)
     semaphore = asyncio.Semaphore(config.concurrency)
@@ -236,22 +244,26 @@ async def _download_all(
             )
         sizes[file.change_key] = size
         await writer.add(file.change_key, dest)
-        progress.file_done(file.path, size)
+
+    def stored(change_key: str, blob: str) -> None:
+        journal.add(change_key, sizes[change_key], blob)
+        progress.file_done(first_of_key[change_key].path, sizes[change_key])
 
     try:
-        async with origin.blob_writer() as writer:
-            tasks = [
-                asyncio.ensure_future(one(i, f, writer))
-                for i, f in enumerate(first_of_key.values())
-            ]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
-            blobs = await writer.finish()
+        with Journal(origin.journal_path) as journal:
+            async with origin.blob_writer(stored) as writer:
+                tasks = [
+                    asyncio.ensure_future(one(i, f, writer))
+                    for i, f in enumerate(first_of_key.values())
+                ]
+                try:
+                    await asyncio.gather(*tasks)
+                except BaseException:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
+                blobs = await writer.finish()
         return blobs, sizes, unavailable
     finally:
         shutil.rmtree(staging, ignore_errors=True)
