@@ -94,7 +94,8 @@ async def test_a_home_the_user_cannot_write(world: CanvasWorld, home: str) -> No
     finally:
         locked.chmod(0o755)
     assert_refused(code, out)
-    assert "privatepuller cannot keep its copies in" in out and "--home" in out, out
+    assert out.startswith("privatepuller: Cannot write in “"), out
+    assert "where privatepuller keeps a copy of each folder it pulls" in out and "--home" in out
     assert not (world.workdir / "course").exists()
 
 

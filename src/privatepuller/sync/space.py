@@ -53,7 +53,7 @@ def home_unusable(home: Path, error: OSError) -> PullError:
         return full
     reason = (error.strerror or type(error).__name__).lower()
     return ConfigurationError(
-        f"privatepuller cannot keep its copies in “{home}” ({reason}): that is where it keeps "
-        "a copy of each folder it pulls, and it must be a folder you can write. Choose another "
-        "one with PRIVATEPULLER_HOME (on the command line: --home)."
+        f"Cannot write in “{home}” ({reason}), where privatepuller keeps a copy of each folder "
+        "it pulls. Nothing was synced. Choose a folder you can write with PRIVATEPULLER_HOME "
+        "(on the command line: --home)."
     )
