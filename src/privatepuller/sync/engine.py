@@ -88,9 +88,7 @@ def at_head(snapshot: Snapshot) -> Snapshot:
     """`snapshot`, or the origin's newer one when another store committed since (its files
     read from git; what this store left out and downloaded is still this one's to report)."""
     head = snapshot.origin.head()
-    # (No commit of its own and no manifest before: it found the tree at the branch's head.)
-    stored = snapshot.commit or snapshot.previous.commit
-    if head is None or stored is None or head == stored:
+    if head is None or head == snapshot.head:
         return snapshot
     files = snapshot.origin.files(head)
     previous = {path: entry for path, entry in snapshot.entries.items()}
