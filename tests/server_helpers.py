@@ -8,13 +8,16 @@ subprocess talks to them over loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -256,3 +259,51 @@ def make_git_repo(path: Path, files: dict[str, str]) -> Path:
     subprocess.run([*git, "-C", str(path), "add", "-A"], check=True)
     subprocess.run([*git, "-C", str(path), "commit", "-q", "-m", "init"], check=True)
     return path
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+HAVE_BROWSER = os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
+
+
+@contextlib.contextmanager
+def headless_chromium(
+    *,
+    window: str = "1100,760",
+    on_new_document: str | None = None,
+    console_log: bool = False,
+    page_load_timeout: float = 30,
+) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Selenium, with a fresh profile; the flags keep it
+    off this machine's closed network. `on_new_document`: a script run before each page's own
+    (to record its events); `console_log`: keep the console's messages (CSP violations)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={window}",
+    ):
+        options.add_argument(argument)
+    if console_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if on_new_document is not None:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": on_new_document})
+    driver.set_page_load_timeout(page_load_timeout)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

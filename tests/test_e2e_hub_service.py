@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -41,7 +40,7 @@ from privatepuller.providers.gdrive.hub import UNREACHABLE
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 from privatepuller.testing.drive.fake import FakeDrive, QuotaPolicy
 from privatepuller.testing.drive.model import FakeItem
-from server_helpers import CanvasThread, free_port, tree
+from server_helpers import HAVE_BROWSER, CanvasThread, free_port, headless_chromium, tree
 from test_e2e_hub import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -744,9 +743,6 @@ def test_a_rotated_key_is_picked_up_without_a_restart(world: World) -> None:
 
 # -- in a real browser -------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
 # Every message nbgitpuller's page receives on its EventSource, kept across the pages of the
 # hub's origin (the page moves on to urlpath when it is done).
 RECORD_EVENTS = """
@@ -766,35 +762,10 @@ window.EventSource.prototype = NativeEventSource.prototype;
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    if not HAVE_BROWSER:
         pytest.skip("needs chromium and chromedriver (./dev test installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1100,760",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_EVENTS})
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium(on_new_document=RECORD_EVENTS, page_load_timeout=60) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_a_student_clicks_a_drive_link_in_a_browser_through_the_hub(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,7 +39,14 @@ from privatepuller.sync.config import SyncConfig
 from privatepuller.sync.source import RemoteFile, Skipped, SyncSkip
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 from privatepuller.testing.drive.fake import DEFAULT_SA_EMAIL
-from server_helpers import CanvasThread, DriveThread, JupyterServer, tree
+from server_helpers import (
+    HAVE_BROWSER,
+    CanvasThread,
+    DriveThread,
+    JupyterServer,
+    headless_chromium,
+    tree,
+)
 
 MiB = 1024 * 1024
 HUB = "https://hub.example.edu"
@@ -51,9 +56,6 @@ STUDENTS_GET = {
     "Week 1/01 Intro.ipynb": b'{"cells": [], "nbformat": 4, "nbformat_minor": 5}\n',
     "Week 1/data/heights.csv": b"height\n170\n182\n",
 }
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-HAVE_BROWSER = os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
 
 
 @dataclass
@@ -390,33 +392,8 @@ def test_the_page_has_the_strict_policy_and_escapes_the_url(world: World) -> Non
 def browser() -> Iterator[Any]:
     if not HAVE_BROWSER:
         pytest.skip("needs chromium and chromedriver (./dev test installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1100,900",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations too
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with headless_chromium(window="1100,900", console_log=True) as driver:  # CSP violations
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def console_errors(driver: Any) -> list[str]:
