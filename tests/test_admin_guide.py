@@ -15,7 +15,6 @@ import html
 import os
 import re
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from leak_scan import secret
 from privatepuller.testing.canvas.fake import FakeCanvas
 from privatepuller.testing.canvas.model import FakeCourse, FakeUser
 from server_helpers import VENV_BIN, CanvasThread, free_port
-from test_e2e_hub import CHP, Browser, require_proxy
+from test_e2e_hub import CHP, Browser, require_proxy, start_jupyterhub, stop_jupyterhub
 
 pytestmark = pytest.mark.e2e
 
@@ -127,36 +126,17 @@ class GuideHub:
 
     def start(self, timeout: float = 60) -> None:
         self.write_config()
-        log = (self.workdir / "jupyterhub.log").open("wb")
-        self.process = subprocess.Popen(
+        self.process = start_jupyterhub(
             ["jupyterhub", "-f", str(self.config_path)],
-            cwd=self.workdir,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.workdir,
+            self.env(),
+            self.workdir / "jupyterhub.log",
+            self.url,
+            timeout,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited:\n{self.log()[-5000:]}")
-            try:
-                if requests.get(f"{self.url}/hub/api/", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"jupyterhub did not start:\n{self.log()[-5000:]}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_jupyterhub(self.process)
 
     def token_command(self, user: str) -> str:
         """The guide's `jupyterhub token <admin>`, in the hub's directory and environment."""

@@ -131,6 +131,44 @@ class DriveThread(LoopThread):
         super().close()
 
 
+def start_jupyterhub(
+    command: list[str], workdir: Path, env: dict[str, str], log_path: Path, url: str, timeout: float
+) -> subprocess.Popen[bytes]:
+    """`jupyterhub` in its own session, logging to `log_path`; returns once its API answers."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def tail() -> str:
+        return log_path.read_text(errors="replace")[-5000:]
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyterhub exited:\n{tail()}")
+        try:
+            if requests.get(f"{url}/hub/api/", timeout=1).status_code == 200:
+                return process
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"jupyterhub did not start:\n{tail()}")
+
+
+def stop_jupyterhub(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (the hub stops its servers and proxy), then SIGKILL to its session after 30 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @dataclass
 class Hub:
     workdir: Path
@@ -196,36 +234,17 @@ class Hub:
 
     def start(self, timeout: float = 60) -> None:
         config = self.write_config()
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
+        self.process = start_jupyterhub(
             [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
-            cwd=self.workdir,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.workdir,
+            self.env(),
+            self.log_path,
+            self.url,
+            timeout,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited:\n{self.log()[-5000:]}")
-            try:
-                if requests.get(f"{self.url}/hub/api/", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"jupyterhub did not start:\n{self.log()[-5000:]}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # the hub stops the servers and the proxy
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_jupyterhub(self.process)  # the hub stops the servers and the proxy
 
     # -- the test's view of the hub (a service token; never refreshes anyone) -------------
 
